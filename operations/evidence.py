@@ -1,0 +1,40 @@
+"""Operations on the evidence directory of a run (S0.3)."""
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.api.exceptions import OperationError
+
+from turnout.evidence import EVIDENCE_SUBDIRS
+from turnout.facts.evidence import EvidenceDirectory
+from turnout.remote import hostside_command
+
+
+@operation()
+def directory(path: str, python: str = "python3"):
+    """
+    Ensure the evidence directory ``path`` and its ``logs/``, ``outputs/``, ``src_artifacts/``
+    exist with mode 0700. A pinned timestamp makes ``path`` the same on a rerun, which then
+    changes nothing.
+
+    + path: ``<evidence_root>/<task>/<timestamp>`` (see ``turnout.evidence.evidence_dir``)
+    + python: the host's Python
+
+    .. code:: python
+
+        from turnout.operations import evidence
+        evidence.directory(
+            name="Evidence directory",
+            path="/var/lib/turnout/evidence/dry_run/20261123T120000Z",
+        )
+    """
+    wanted = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
+    state = host.get_fact(EvidenceDirectory, path=path, python=python)
+    if not state.get("ok"):
+        raise OperationError(f"cannot inspect evidence directory {path}: {state.get('error')}")
+    entries = state["paths"]
+    missing = [p for p in wanted if entries.get(p) != {"type": "dir", "mode": "0700"}]
+    if not missing:
+        host.noop(f"evidence directory {path} exists (0700)")
+        return
+    host.log(f"Will create evidence directory {path} (0700): " + ", ".join(missing))
+    yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"}, python=python)

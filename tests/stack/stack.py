@@ -1,0 +1,509 @@
+"""The real test stack: PostgreSQL clusters, SSH hosts and a Docker engine, all on loopback.
+
+    python tests/stack/stack.py up      # idempotent: starts what is not running
+    python tests/stack/stack.py down    # stops what it started (by pid), removes the stack dir
+    python tests/stack/stack.py status
+
+What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400):
+
+- PostgreSQL 15 clusters for the roles source, staging and prod (``base+32``, ``+33``, ``+34``),
+  scram-sha-256 auth with generated passwords, an ``app`` role and database in each;
+- two SSH hosts, staging and prod: ``sshd`` on 127.0.0.1 (``base+22``, ``+23``), their own host
+  keys, key auth for root with a generated client key, and a pinned ``known_hosts``;
+- a Docker engine (reused if one already answers, else ``dockerd --iptables=false --bridge=none``)
+  and the locally built images ``turnout-refapp:dev`` and ``turnout-pg:15``;
+- per SSH host an app root with the reference app's ``docker-compose.yml`` and its server-side
+  ``.env`` (0600): staging's app uses the staging cluster (a PostgreSQL outside compose), prod's app
+  uses the compose ``db`` service (so ``docker compose exec -T db pg_restore`` is real).
+
+Everything is described in ``<stack_dir>/stack.json`` (no secrets); secrets live in the 0600
+``.env`` files and ``<stack_dir>/secrets/``. The stack directory is ``TURNOUT_STACK_DIR`` or
+``<repo>/.stack``.
+"""
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parents[2]
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+DOCKER = "/usr/bin/docker"
+SSHD = "/usr/sbin/sshd"
+PG_ROLES = ("source", "staging", "prod")
+SSH_HOSTS = ("staging", "prod")
+APP_PORTS = {"staging": 18080, "prod": 18081}
+
+
+def stack_dir() -> Path:
+    return Path(os.environ.get("TURNOUT_STACK_DIR", REPO / ".stack")).resolve()
+
+
+def port_base() -> int:
+    return int(os.environ.get("TURNOUT_STACK_PORT_BASE", "25400"))
+
+
+def ports() -> dict[str, int]:
+    base = port_base()
+    return {
+        "pg_source": base + 32,
+        "pg_staging": base + 33,
+        "pg_prod": base + 34,
+        "compose_db_staging": base + 35,
+        "compose_db_prod": base + 36,
+        "ssh_staging": base + 22,
+        "ssh_prod": base + 23,
+        "app_staging": APP_PORTS["staging"],
+        "app_prod": APP_PORTS["prod"],
+    }
+
+
+def log(message: str) -> None:
+    print(f"stack: {message}", flush=True)
+
+
+def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("check", True)
+    return subprocess.run(args, **kwargs)  # noqa: S603 - argv lists only
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(check, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def write_secret_file(path: Path, content: str, owner: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)
+    if owner:
+        entry = pwd.getpwnam(owner)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def secret(name: str) -> str:
+    """A generated password, created once per stack and kept in ``secrets/<name>`` (0600)."""
+    path = stack_dir() / "secrets" / name
+    if not path.exists():
+        write_secret_file(path, secrets.token_urlsafe(18))
+    return path.read_text().strip()
+
+
+def load_state() -> dict:
+    path = stack_dir() / "stack.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_state(state: dict) -> None:
+    path = stack_dir() / "stack.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+# PostgreSQL -------------------------------------------------------------------------------------
+
+
+def pg_pid(datadir: Path) -> int | None:
+    pidfile = datadir / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    try:
+        return int(pidfile.read_text().split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def postgres_ids() -> tuple[int, int]:
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+def chown_postgres(path: Path) -> None:
+    uid, gid = postgres_ids()
+    os.chown(path, uid, gid)
+
+
+def initdb(datadir: Path, password: str) -> None:
+    datadir.mkdir(parents=True, exist_ok=True)
+    os.chmod(datadir, 0o700)
+    chown_postgres(datadir)
+    pwfile = datadir.parent / f".{datadir.name}.pw"
+    write_secret_file(pwfile, password + "\n", owner="postgres")
+    try:
+        run(
+            [
+                "runuser", "-u", "postgres", "--",
+                str(PG_BIN / "initdb"), "-D", str(datadir), "-U", "postgres",
+                "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    with open(datadir / "postgresql.auto.conf", "a") as conf:
+        conf.write("listen_addresses = '127.0.0.1'\nlog_min_messages = warning\n")
+
+
+def start_cluster(role: str, port: int) -> dict:
+    root = stack_dir() / "pg"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    datadir = root / role
+    socket_dir = root / f"{role}.sock"
+    socket_dir.mkdir(exist_ok=True)
+    chown_postgres(socket_dir)
+    password = secret(f"pg_{role}_superuser")
+    if not (datadir / "PG_VERSION").exists():
+        initdb(datadir, password)
+    pid = pg_pid(datadir)
+    if not pid_alive(pid):
+        if port_open(port):
+            raise RuntimeError(f"port {port} for the {role} cluster is taken by another process")
+        logfile = root / f"{role}.log"
+        logfile.touch()
+        chown_postgres(logfile)
+        run(
+            [
+                "runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(datadir),
+                "-l", str(logfile), "-w", "-t", "60", "-o",
+                f"-p {port} -k {socket_dir}", "start",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        pid = pg_pid(datadir)
+    ensure_app_database(port, password, secret(f"pg_{role}_app"))
+    return {"port": port, "datadir": str(datadir), "pid": pid, "log": str(root / f"{role}.log")}
+
+
+def ensure_app_database(port: int, superuser_password: str, app_password: str) -> None:
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="postgres", password=superuser_password,
+        dbname="postgres", autocommit=True,
+    ) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'app'").fetchone():
+            conn.execute(
+                sql.SQL("CREATE ROLE app LOGIN PASSWORD {}").format(sql.Literal(app_password))
+            )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'app'").fetchone():
+            conn.execute("CREATE DATABASE app OWNER app")
+
+
+def stop_pid(pid: int | None, what: str, timeout: float = 30.0) -> None:
+    if not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(lambda: not pid_alive(pid), f"{what} (pid {pid}) to stop", timeout)
+    except RuntimeError:
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), f"{what} (pid {pid}) to die", 10)
+    # Reap it if it is our child (dockerd started by this process).
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# SSH hosts ----------------------------------------------------------------------------------------
+
+
+def ensure_keypair(path: Path, comment: str) -> None:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def sshd_config(name: str, port: int, host_key: Path, authorized_keys: Path, pidfile: Path) -> str:
+    return "\n".join(
+        [
+            f"Port {port}",
+            "ListenAddress 127.0.0.1",
+            f"HostKey {host_key}",
+            f"PidFile {pidfile}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "StrictModes no",
+            "UsePAM no",
+            "PrintMotd no",
+            "Subsystem sftp internal-sftp",
+            f"SetEnv TURNOUT_STACK_HOST={name}",
+            "",
+        ]
+    )
+
+
+def start_sshd(name: str, port: int) -> dict:
+    root = stack_dir() / "ssh"
+    host_dir = root / name
+    host_key = host_dir / "ssh_host_ed25519_key"
+    ensure_keypair(host_key, f"turnout-stack-{name}-hostkey")
+    authorized_keys = root / "authorized_keys"
+    pidfile = host_dir / "sshd.pid"
+    config = host_dir / "sshd_config"
+    config.write_text(sshd_config(name, port, host_key, authorized_keys, pidfile))
+    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    if not pid_alive(pid):
+        if port_open(port):
+            raise RuntimeError(f"port {port} for the {name} SSH host is taken by another process")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        run([SSHD, "-t", "-f", str(config)])
+        run([SSHD, "-f", str(config), "-E", str(host_dir / "sshd.log")])
+        wait_until(pidfile.exists, f"sshd for {name} to write its pid file", 10)
+        pid = int(pidfile.read_text())
+        wait_until(lambda: port_open(port), f"sshd for {name} on port {port}", 10)
+    public_key = (host_key.with_suffix(".pub")).read_text().split()
+    return {
+        "port": port,
+        "pid": pid,
+        "host_key_type": public_key[0],
+        "host_key": public_key[1],
+        "config": str(config),
+    }
+
+
+def write_ssh_client_files(hosts: dict) -> dict:
+    root = stack_dir() / "ssh"
+    client_key = root / "client_ed25519"
+    ensure_keypair(client_key, "turnout-stack-client")
+    write_secret_file(root / "authorized_keys", client_key.with_suffix(".pub").read_text())
+    known_hosts = root / "known_hosts"
+    lines = [
+        f"[127.0.0.1]:{info['port']} {info['host_key_type']} {info['host_key']}"
+        for info in hosts.values()
+    ]
+    known_hosts.write_text("\n".join(lines) + "\n")
+    return {"client_key": str(client_key), "known_hosts": str(known_hosts)}
+
+
+# Docker -------------------------------------------------------------------------------------------
+
+
+def docker_answers() -> bool:
+    result = subprocess.run(  # noqa: S603
+        [DOCKER, "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=20
+    )
+    return result.returncode == 0
+
+
+def ensure_dockerd(previous: dict) -> dict:
+    if previous.get("started_by_stack") and pid_alive(previous.get("pid")):
+        return previous
+    if docker_answers():
+        return {"started_by_stack": False, "pid": None}
+    root = stack_dir() / "docker"
+    root.mkdir(parents=True, exist_ok=True)
+    pidfile = root / "dockerd.pid"
+    logfile = open(root / "dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
+    process = subprocess.Popen(  # noqa: S603
+        ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+         f"--pidfile={pidfile}"],
+        stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    wait_until(docker_answers, "dockerd to answer", 60)
+    return {"started_by_stack": True, "pid": process.pid, "log": str(root / "dockerd.log")}
+
+
+def build_images() -> None:
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "refapp"))
+    from images import build_images as build  # noqa: PLC0415 - fixture module
+
+    build(docker=DOCKER)
+
+
+# App hosts ----------------------------------------------------------------------------------------
+
+
+def pg_url(role: str, port: int, scheme: str = "postgresql+psycopg") -> str:
+    return f"{scheme}://app:{secret(f'pg_{role}_app')}@127.0.0.1:{port}/app"
+
+
+def python_home() -> str:
+    return str(Path(os.path.realpath(sys.base_prefix)))
+
+
+def app_env(name: str, host_root: Path) -> dict[str, str]:
+    p = ports()
+    compose_db_port = p[f"compose_db_{name}"]
+    env = {
+        "APP_PORT": str(p[f"app_{name}"]),
+        "DB_PORT": str(compose_db_port),
+        "POSTGRES_USER": "app",
+        "POSTGRES_DB": "app",
+        "POSTGRES_PASSWORD": secret(f"compose_db_{name}"),
+        "REFAPP_SECRET": secret(f"refapp_secret_{name}"),
+        "REFAPP_ADMIN_PASSWORD": secret("refapp_admin"),
+        "REFAPP_USER_PASSWORD": secret("refapp_user"),
+        "ASSETS_DIR": str(host_root / "data" / "assets"),
+        "PGDATA_DIR": str(host_root / "data" / "pgdata"),
+        "REFAPP_SRC": str(REPO / "tests" / "fixtures" / "refapp"),
+        "VENV": sys.prefix,
+        "PYTHON_HOME": python_home(),
+    }
+    if name == "staging":
+        # Staging's app runs against a PostgreSQL outside compose: the staging cluster.
+        env["DATABASE_URL"] = pg_url("staging", p["pg_staging"])
+        env["SOURCE_DATABASE_URL"] = pg_url("source", p["pg_source"])
+    else:
+        # Prod's app runs against the compose db service.
+        env["DATABASE_URL"] = (
+            f"postgresql+psycopg://app:{env['POSTGRES_PASSWORD']}@127.0.0.1:{compose_db_port}/app"
+        )
+    return env
+
+
+def prepare_app_host(name: str) -> dict:
+    host_root = stack_dir() / "hosts" / name
+    app_root = host_root / "app"
+    for path in (app_root, host_root / "data" / "assets", host_root / "evidence"):
+        path.mkdir(parents=True, exist_ok=True)
+    pgdata = host_root / "data" / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    chown_postgres(pgdata)
+    os.chmod(pgdata, 0o700)
+    shutil.copyfile(REPO / "tests" / "fixtures" / "refapp" / "compose.yml",
+                    app_root / "docker-compose.yml")
+    env = app_env(name, host_root)
+    write_secret_file(app_root / ".env", "".join(f"{k}={v}\n" for k, v in env.items()))
+    return {
+        "root": str(host_root),
+        "app_root": str(app_root),
+        "env_file": str(app_root / ".env"),
+        "compose_file": str(app_root / "docker-compose.yml"),
+        "compose_project": f"turnout-{name}",
+        "assets_dir": env["ASSETS_DIR"],
+        "evidence_root": str(host_root / "evidence"),
+        "base_url": f"http://127.0.0.1:{env['APP_PORT']}",
+    }
+
+
+def compose_down(host: dict) -> None:
+    if not Path(host.get("compose_file", "")).exists():
+        return
+    subprocess.run(  # noqa: S603
+        [DOCKER, "compose", "--env-file", host["env_file"], "-f", host["compose_file"],
+         "-p", host["compose_project"], "down", "--remove-orphans", "--timeout", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+    )
+
+
+# Commands -----------------------------------------------------------------------------------------
+
+
+def up() -> dict:
+    root = stack_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    (root / "secrets").mkdir(mode=0o700, exist_ok=True)
+    previous = load_state()
+    p = ports()
+    state: dict = {"dir": str(root), "repo": str(REPO), "python": sys.executable}
+
+    state["pg"] = {role: start_cluster(role, p[f"pg_{role}"]) for role in PG_ROLES}
+    log("postgres clusters up: " + ", ".join(f"{r}:{p[f'pg_{r}']}" for r in PG_ROLES))
+
+    write_ssh_client_files({})  # the client key must exist before sshd reads authorized_keys
+    ssh_hosts = {name: start_sshd(name, p[f"ssh_{name}"]) for name in SSH_HOSTS}
+    state["ssh"] = {"hosts": ssh_hosts, **write_ssh_client_files(ssh_hosts)}
+    log("ssh hosts up: " + ", ".join(f"{n}:{p[f'ssh_{n}']}" for n in SSH_HOSTS))
+
+    state["docker"] = ensure_dockerd(previous.get("docker", {}))
+    save_state(state)  # so `down` can stop what is already running if the image build fails
+    build_images()
+    log("docker engine up, images built")
+
+    state["hosts"] = {name: prepare_app_host(name) for name in SSH_HOSTS}
+    save_state(state)
+    log(f"ready; state in {root / 'stack.json'}")
+    return state
+
+
+def down() -> None:
+    root = stack_dir()
+    state = load_state()
+    for host in state.get("hosts", {}).values():
+        compose_down(host)
+    for name, info in state.get("ssh", {}).get("hosts", {}).items():
+        stop_pid(info.get("pid"), f"sshd {name}")
+    for role, info in state.get("pg", {}).items():
+        datadir = Path(info["datadir"])
+        stop_pid(pg_pid(datadir) or info.get("pid"), f"postgres {role}")
+    docker = state.get("docker", {})
+    if docker.get("started_by_stack"):
+        stop_pid(docker.get("pid"), "dockerd", timeout=60)
+    if root.exists():
+        shutil.rmtree(root)
+    log("down")
+
+
+def status() -> dict:
+    state = load_state()
+    report = {
+        "pg": {r: pid_alive(pg_pid(Path(i["datadir"]))) for r, i in state.get("pg", {}).items()},
+        "ssh": {n: pid_alive(i["pid"]) for n, i in state.get("ssh", {}).get("hosts", {}).items()},
+        "docker": docker_answers() if state else False,
+    }
+    return report
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    if command == "up":
+        up()
+    elif command == "down":
+        down()
+    elif command == "status":
+        print(json.dumps(status(), indent=2))
+    else:
+        print("usage: stack.py up|down|status", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
