@@ -4,7 +4,8 @@
     python tests/stack/stack.py down    # stops what it started (by pid), removes the stack dir
     python tests/stack/stack.py status
 
-What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400):
+What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400; the apps answer on
+``base+80`` (staging) and ``base+81`` (prod)):
 
 - PostgreSQL 15 clusters for the roles source, staging and prod (``base+32``, ``+33``, ``+34``),
   scram-sha-256 auth with generated passwords, an ``app`` role and database in each;
@@ -42,7 +43,6 @@ DOCKER = "/usr/bin/docker"
 SSHD = "/usr/sbin/sshd"
 PG_ROLES = ("source", "staging", "prod")
 SSH_HOSTS = ("staging", "prod")
-APP_PORTS = {"staging": 18080, "prod": 18081}
 
 
 def stack_dir() -> Path:
@@ -63,8 +63,8 @@ def ports() -> dict[str, int]:
         "compose_db_prod": base + 36,
         "ssh_staging": base + 22,
         "ssh_prod": base + 23,
-        "app_staging": APP_PORTS["staging"],
-        "app_prod": APP_PORTS["prod"],
+        "app_staging": base + 80,
+        "app_prod": base + 81,
     }
 
 
@@ -415,7 +415,7 @@ def prepare_app_host(name: str) -> dict:
         "app_root": str(app_root),
         "env_file": str(app_root / ".env"),
         "compose_file": str(app_root / "docker-compose.yml"),
-        "compose_project": f"turnout-{name}",
+        "compose_project": f"turnout{port_base()}-{name}",
         "assets_dir": env["ASSETS_DIR"],
         "evidence_root": str(host_root / "evidence"),
         "base_url": f"http://127.0.0.1:{env['APP_PORT']}",

@@ -1,0 +1,55 @@
+"""Session fixtures for the integration tests: the real stack, brought up once and down at the end.
+
+The tests' stack lives in ``.stack-test/`` on its own ports (``TURNOUT_STACK_PORT_BASE=26400``), so
+it never collides with the demo's ``.stack/``. ``TURNOUT_KEEP_STACK=1`` leaves it up afterwards.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_DIR = REPO / ".stack-test"
+PORT_BASE = "26400"
+BIN = Path(sys.executable).parent
+
+
+def stack_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=PORT_BASE)
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def run_stack(command: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [sys.executable, str(REPO / "tests" / "stack" / "stack.py"), command],
+        env=env or stack_env(), check=True, cwd=REPO,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict:
+    run_stack("up")
+    yield json.loads((STACK_DIR / "stack.json").read_text())
+    if os.environ.get("TURNOUT_KEEP_STACK") != "1":
+        run_stack("down")
+
+
+@pytest.fixture(scope="session")
+def stack_secrets(stack: dict) -> list[str]:
+    """Every password and token the stack generated: none may ever appear in output or evidence."""
+    return [path.read_text().strip() for path in (STACK_DIR / "secrets").iterdir()]
+
+
+def run_pyinfra(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
+    """The pyinfra CLI, exactly as an operator runs it, from the repo root."""
+    return subprocess.run(
+        [str(BIN / "pyinfra"), *args],
+        env=env or stack_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
