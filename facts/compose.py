@@ -55,8 +55,10 @@ class ComposeServices(FactBase[dict]):
         docker_bin: str = "docker",
     ) -> StringCommand:
         where = {
-            "env_file": env_file, "compose_file": compose_file,
-            "project": project, "docker_bin": docker_bin,
+            "env_file": env_file,
+            "compose_file": compose_file,
+            "project": project,
+            "docker_bin": docker_bin,
         }
         return StringCommand(
             "echo '#ps';",
@@ -79,8 +81,12 @@ class ComposeServices(FactBase[dict]):
         for name, lines in sections.items():
             if "#failed" in lines:
                 message = " ".join(line for line in lines if line != "#failed")[:500]
-                return {"ok": False, "error": f"docker compose {name} failed: {message}",
-                        "services": {}, "expected": {}}
+                return {
+                    "ok": False,
+                    "error": f"docker compose {name} failed: {message}",
+                    "services": {},
+                    "expected": {},
+                }
         services = {}
         for line in sections.get("ps", []):
             line = line.strip()

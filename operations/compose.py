@@ -58,19 +58,28 @@ def up(
         )
     """
     where = {
-        "env_file": env_file, "compose_file": compose_file,
-        "project": project, "docker_bin": docker_bin,
+        "env_file": env_file,
+        "compose_file": compose_file,
+        "project": project,
+        "docker_bin": docker_bin,
     }
     compose = host.get_fact(ComposeServices, **where)
     if not compose["ok"]:
         raise OperationError(compose["error"])
     stale = stale_services(compose, services)
     if not stale:
-        host.noop("compose services running with the current configuration: "
-                  + ", ".join(services or sorted(compose["expected"])))
+        host.noop(
+            "compose services running with the current configuration: "
+            + ", ".join(services or sorted(compose["expected"]))
+        )
         return
     host.log("Will bring up: " + ", ".join(f"{s} ({why})" for s, why in sorted(stale.items())))
     yield compose_command(
-        "up", "--detach", "--wait", "--wait-timeout", str(wait_timeout), *(services or []),
+        "up",
+        "--detach",
+        "--wait",
+        "--wait-timeout",
+        str(wait_timeout),
+        *(services or []),
         **where,
     )

@@ -66,8 +66,12 @@ def health(
     yield hostside_command(
         "http_health_wait",
         {
-            "url": url, "expect": expect or {}, "retries": retries, "timeout": timeout,
-            "deadline": deadline, "record": record,
+            "url": url,
+            "expect": expect or {},
+            "retries": retries,
+            "timeout": timeout,
+            "deadline": deadline,
+            "record": record,
         },
         python=python,
     )

@@ -331,8 +331,8 @@ def _check_port(port: str | None, text: str) -> None:
     for item in port.split(","):
         if item and not item.isdigit():
             raise DsnError(
-                f"the DSN {redact_dsn(text)} has a port that is not a number; "
-                f"use e.g. host=db port=5432 or postgresql://user@db:5432/dbname",
+                f"the DSN {redact_dsn(text)} has a port that is not a number; use a numeric "
+                f"port, e.g. postgresql://user@host:5432/dbname or 'host=db port=5432'",
             )
 
 

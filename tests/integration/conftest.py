@@ -29,7 +29,9 @@ def stack_env(**extra: str) -> dict[str, str]:
 def run_stack(command: str, env: dict[str, str] | None = None) -> None:
     subprocess.run(
         [sys.executable, str(REPO / "tests" / "stack" / "stack.py"), command],
-        env=env or stack_env(), check=True, cwd=REPO,
+        env=env or stack_env(),
+        check=True,
+        cwd=REPO,
     )
 
 
@@ -51,5 +53,9 @@ def run_pyinfra(*args: str, env: dict[str, str] | None = None, timeout: int = 60
     """The pyinfra CLI, exactly as an operator runs it, from the repo root."""
     return subprocess.run(
         [str(BIN / "pyinfra"), *args],
-        env=env or stack_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env=env or stack_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -172,9 +172,20 @@ def initdb(datadir: Path, password: str) -> None:
     try:
         run(
             [
-                "runuser", "-u", "postgres", "--",
-                str(PG_BIN / "initdb"), "-D", str(datadir), "-U", "postgres",
-                "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -204,9 +215,21 @@ def start_cluster(role: str, port: int) -> dict:
         chown_postgres(logfile)
         run(
             [
-                "runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(datadir),
-                "-l", str(logfile), "-w", "-t", "60", "-o",
-                f"-p {port} -k {socket_dir}", "start",
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(logfile),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {socket_dir}",
+                "start",
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -217,8 +240,12 @@ def start_cluster(role: str, port: int) -> dict:
 
 def ensure_app_database(port: int, superuser_password: str, app_password: str) -> None:
     with psycopg.connect(
-        host="127.0.0.1", port=port, user="postgres", password=superuser_password,
-        dbname="postgres", autocommit=True,
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        password=superuser_password,
+        dbname="postgres",
+        autocommit=True,
     ) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'app'").fetchone():
             conn.execute(
@@ -341,9 +368,17 @@ def ensure_dockerd(previous: dict) -> dict:
     pidfile = root / "dockerd.pid"
     logfile = open(root / "dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
     process = subprocess.Popen(  # noqa: S603
-        ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         f"--pidfile={pidfile}"],
-        stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL, start_new_session=True,
+        [
+            "dockerd",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            f"--pidfile={pidfile}",
+        ],
+        stdout=logfile,
+        stderr=logfile,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     wait_until(docker_answers, "dockerd to answer", 60)
     return {"started_by_stack": True, "pid": process.pid, "log": str(root / "dockerd.log")}
@@ -406,8 +441,9 @@ def prepare_app_host(name: str) -> dict:
     pgdata.mkdir(parents=True, exist_ok=True)
     chown_postgres(pgdata)
     os.chmod(pgdata, 0o700)
-    shutil.copyfile(REPO / "tests" / "fixtures" / "refapp" / "compose.yml",
-                    app_root / "docker-compose.yml")
+    shutil.copyfile(
+        REPO / "tests" / "fixtures" / "refapp" / "compose.yml", app_root / "docker-compose.yml"
+    )
     env = app_env(name, host_root)
     write_secret_file(app_root / ".env", "".join(f"{k}={v}\n" for k, v in env.items()))
     return {
@@ -426,9 +462,23 @@ def compose_down(host: dict) -> None:
     if not Path(host.get("compose_file", "")).exists():
         return
     subprocess.run(  # noqa: S603
-        [DOCKER, "compose", "--env-file", host["env_file"], "-f", host["compose_file"],
-         "-p", host["compose_project"], "down", "--remove-orphans", "--timeout", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+        [
+            DOCKER,
+            "compose",
+            "--env-file",
+            host["env_file"],
+            "-f",
+            host["compose_file"],
+            "-p",
+            host["compose_project"],
+            "down",
+            "--remove-orphans",
+            "--timeout",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
     )
 
 

@@ -19,7 +19,9 @@ def parse(lines: list[str]) -> dict:
 def test_parses_json_lines_and_hashes() -> None:
     fact = parse(["#ps", PS_LINE, "#hash", "api abc", "db def"])
     assert fact["ok"] is True
-    assert fact["services"] == {"api": {"state": "running", "health": "healthy", "config_hash": "abc"}}
+    assert fact["services"] == {
+        "api": {"state": "running", "health": "healthy", "config_hash": "abc"}
+    }
     assert fact["expected"] == {"api": "abc", "db": "def"}
 
 

@@ -30,9 +30,7 @@ def run_shipped(action: str, params: dict, tmp_path: Path, env: dict | None = No
 
 def test_env_file_parsing(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text(
-        "# comment\nexport A=1\nB='two words'\nC=\"x=y\"\n\nD=\nnot a line\n"
-    )
+    env_file.write_text("# comment\nexport A=1\nB='two words'\nC=\"x=y\"\n\nD=\nnot a line\n")
     assert read_env_file(str(env_file)) == {"A": "1", "B": "two words", "C": "x=y", "D": ""}
 
 
@@ -53,11 +51,17 @@ def test_host_dsn_reads_env_file_and_normalises(tmp_path: Path, monkeypatch) -> 
 @pytest.mark.parametrize(
     ("response", "expect", "problem"),
     [
-        ({"status": 200, "body": {"status": "ok", "db_backend": "postgresql"}},
-         {"db_backend": "postgresql"}, None),
+        (
+            {"status": 200, "body": {"status": "ok", "db_backend": "postgresql"}},
+            {"db_backend": "postgresql"},
+            None,
+        ),
         ({"status": 302, "body": ""}, {}, "HTTP 302"),
-        ({"status": 200, "body": {"status": "ok", "db_backend": "sqlite"}},
-         {"db_backend": "postgresql"}, "db_backend='sqlite'"),
+        (
+            {"status": 200, "body": {"status": "ok", "db_backend": "sqlite"}},
+            {"db_backend": "postgresql"},
+            "db_backend='sqlite'",
+        ),
         ({"status": 200, "body": "<html>login</html>"}, {}, "without a JSON object"),
         ({"status": None, "error": "x unreachable: refused"}, {}, "unreachable"),
         ({"status": 503, "body": {"ok": False}}, {}, "HTTP 503"),

@@ -1,0 +1,105 @@
+"""
+turnout's documented defaults, loaded by pyinfra for every host.
+
+Override them per environment in ``group_data/<inventory name>.py`` or for one run with
+``--data key=value`` (lists: ``--data tables=public.users,public.meters``). Every value is checked
+by ``turnout.settings.load_settings``; this file must stay equal to ``turnout.settings.DEFAULTS``
+(a unit test checks it). No secret ever lives here: DSNs are read on the host from the environment
+variables named below or from the server-side ``.env``.
+"""
+
+# --- evidence (SPEC S0.3) ---
+# Where evidence directories are created: <evidence_root>/<task>/<timestamp>/.
+evidence_root = "/var/lib/turnout/evidence"
+# Pinned evidence timestamp (e.g. 20240102T030405Z): reuses one directory, reruns are idempotent.
+evidence_timestamp = None
+# Who runs the change, recorded in the audit record.
+operator = None
+
+# --- the app and compose (S0.4) ---
+# The app's directory on the host (compose file, .env).
+app_root = "/srv/app"
+# Env file passed to every compose call; None means <app_root>/.env.
+env_file = None
+# Compose file; None means <app_root>/docker-compose.yml.
+compose_file = None
+# Compose project name (docker compose -p); None lets compose derive it.
+compose_project = None
+# Docker client program (name on PATH or absolute path).
+docker_bin = "docker"
+# Command that runs Python with the app's dependencies inside the api container.
+app_python_cmd = "uv run python"
+# Python interpreter on the host that runs turnout's host-side script.
+hostside_python = "python3"
+
+# --- HTTP checks (S0.5, S1.7) ---
+# Base URL of the app for health and smoke checks.
+base_url = "http://127.0.0.1:18080"
+# Path of the health endpoint under base_url.
+health_path = "/api/v1/health"
+# Timeout of one HTTP request, in seconds.
+http_timeout_s = 10.0
+# How many times the health check is tried before it fails.
+health_retries = 5
+
+# --- database validation (S1.4, S1.6) ---
+# Timeout of one exact count(*) before falling back to the planner estimate, in ms.
+count_timeout_ms = 3000
+# Allowed row-count difference per table (applies only when both counts are exact).
+allowed_row_diff = 0
+# Fail when a count is only an estimate.
+require_exact_counts = False
+# Tables to validate ("schema.table" or "table"); None means all tables.
+tables = None
+# Orphan checks, each "child_table.column->parent_table.column".
+orphan_relations = ()
+# Extensions that must exist in the target database.
+required_extensions = ("vector",)
+
+# --- assets (S1.5) ---
+# How many DB-referenced asset paths are sampled and checked on the target.
+asset_sample_size = 50
+# Seed of the asset sample, so a rerun checks the same paths.
+asset_sample_seed = 0
+# Prefix every asset path stored in the DB must start with (path inside the container).
+asset_prefix = "/app/.data"
+# Columns holding asset paths, each "table.column".
+asset_path_columns = (
+    "knowledge_materials.storage_path",
+    "ugc_assets.storage_path",
+    "gallery_items.storage_dir",
+)
+# Host directory mounted at asset_prefix in the container.
+assets_dir = None
+
+# --- dump, restore, mirror (S1.1-S1.3, S1.10, S1.12) ---
+# Environment variable (on the host) holding the source DSN.
+source_dsn_env = "SOURCE_DATABASE_URL"
+# Environment variable (on the host) holding the target DSN.
+target_dsn_env = "DATABASE_URL"
+# pg_dump format: custom or directory.
+dump_format = "custom"
+# Parallel jobs for directory-format dumps and restores.
+dump_jobs = 2
+# Existing dump to restore instead of dumping the source.
+dump_path = None
+# Drop and recreate schema public before restoring (staging only; refused on prod).
+drop_schema = False
+# rsync source of the assets (local path or remote host:path).
+rsync_source = None
+# Pass --delete to rsync (only when explicitly asked).
+rsync_delete = False
+# Migrate Redis too (off unless explicitly asked).
+migrate_redis = False
+# Fixed work directory so dumps and temporaries are kept for audit; None uses a temporary one.
+work_dir = None
+
+# --- SQLite -> PostgreSQL copy (S3.1, S3.3) ---
+# Rows per primary-key batch.
+batch_size = 5000
+# Share of rows whose hashes are compared after a copy, in (0, 1].
+sample_ratio = 0.05
+
+# --- release (S0.2) ---
+# Release flag for destructive steps; set it for one run only: --data i_know_what_im_doing=true.
+i_know_what_im_doing = False

@@ -1,0 +1,11 @@
+"""
+Settings for the hosts of ``inventories/prod.py`` (the group named after the inventory file).
+
+Keep this minimal: production differs from the defaults only where it must be stricter.
+The repo does not know production's base URL: pass it with ``--data base_url=…``.
+"""
+
+# A production count must be exact; an estimate fails validation.
+require_exact_counts = True
+# drop_schema is staging-only (SPEC S1.2): it stays off here and is refused on prod.
+drop_schema = False
