@@ -39,7 +39,7 @@ compose.up(
 http.health(
     name="Health",
     url=settings.base_url + settings.health_path,
-    expect=settings.health_expect,
+    expect=settings.health_expect_map,
     retries=settings.health_retries,
     timeout=settings.http_timeout_s,
     record=f"{run_dir}/outputs/health.json",

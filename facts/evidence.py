@@ -1,7 +1,10 @@
 """Facts about the evidence directory of a run."""
 
+from pyinfra.api import StringCommand
+
 from turnout.evidence import EVIDENCE_SUBDIRS
 from turnout.facts.hostside import HostsideFact
+from turnout.remote import hostside_command
 
 
 class EvidenceDirectory(HostsideFact):
@@ -20,7 +23,6 @@ class EvidenceDirectory(HostsideFact):
         #                         "/var/…/logs": None, …}}
     """
 
-    action = "path_modes"
-
-    def params(self, path: str) -> dict:
-        return {"paths": [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]}
+    def command(self, path: str, python: str = "python3") -> StringCommand:
+        paths = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
+        return hostside_command("path_modes", {"paths": paths}, python=python)

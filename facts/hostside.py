@@ -5,22 +5,17 @@ object and always exits 0, so a problem (bad DSN, unreachable server) arrives as
 ``{"ok": false, "error": "…"}`` for the operation to judge instead of failing the host.
 """
 
-from pyinfra.api import FactBase, StringCommand
+from pyinfra.api import FactBase
 
-from turnout.remote import hostside_command, parse_hostside_output
+from turnout.remote import parse_hostside_output
 
 
 class HostsideFact(FactBase[dict]):
-    """Runs one host-side action; subclasses set ``action`` and implement ``params``."""
+    """Parses the JSON answer of a host-side action. Subclasses define ``command`` with explicit
+    keyword arguments (pyinfra binds fact arguments by the signature) and return
+    ``hostside_command(<action>, <params>, python=python)``."""
 
     abstract = True
-    action: str = ""
-
-    def params(self, *args, **kwargs) -> dict:
-        raise NotImplementedError
-
-    def command(self, *args, python: str = "python3", **kwargs) -> StringCommand:
-        return hostside_command(self.action, self.params(*args, **kwargs), python=python)
 
     def process(self, output: list[str]) -> dict:
         return parse_hostside_output(output)

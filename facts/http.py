@@ -1,6 +1,9 @@
 """Facts about HTTP endpoints, fetched from the host itself (no redirects followed)."""
 
+from pyinfra.api import StringCommand
+
 from turnout.facts.hostside import HostsideFact
+from turnout.remote import hostside_command
 
 
 class HttpHealth(HostsideFact):
@@ -18,7 +21,8 @@ class HttpHealth(HostsideFact):
         # {"ok": True, "healthy": True, "problem": None, "status": 200, "body": {...}}
     """
 
-    action = "http_health"
-
-    def params(self, url: str, expect: dict | None = None, timeout: float = 10) -> dict:
-        return {"url": url, "expect": expect or {}, "timeout": timeout}
+    def command(
+        self, url: str, expect: dict | None = None, timeout: float = 10, python: str = "python3"
+    ) -> StringCommand:
+        params = {"url": url, "expect": expect or {}, "timeout": timeout}
+        return hostside_command("http_health", params, python=python)

@@ -4,7 +4,10 @@ The DSN never leaves the host: facts name the environment variable that holds it
 server-side ``.env`` file to read it from.
 """
 
+from pyinfra.api import StringCommand
+
 from turnout.facts.hostside import HostsideFact
+from turnout.remote import hostside_command
 
 
 class PostgresServer(HostsideFact):
@@ -22,7 +25,8 @@ class PostgresServer(HostsideFact):
         #  "host": "127.0.0.1", "port": 5432}   or   {"ok": False, "error": "…"}
     """
 
-    action = "postgres_server"
-
-    def params(self, dsn_env: str, env_file: str | None = None) -> dict:
-        return {"dsn_env": dsn_env, "env_file": env_file}
+    def command(
+        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
+    ) -> StringCommand:
+        params = {"dsn_env": dsn_env, "env_file": env_file}
+        return hostside_command("postgres_server", params, python=python)

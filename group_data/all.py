@@ -41,6 +41,8 @@ health_path = "/api/v1/health"
 http_timeout_s = 10.0
 # How many times the health check is tried before it fails.
 health_retries = 5
+# What the health body must report besides status ok, as "key=value" items.
+health_expect = ()
 
 # --- database validation (S1.4, S1.6) ---
 # Timeout of one exact count(*) before falling back to the planner estimate, in ms.

@@ -36,5 +36,6 @@ def directory(path: str, python: str = "python3"):
     if not missing:
         host.noop(f"evidence directory {path} exists (0700)")
         return
-    host.log(f"Will create evidence directory {path} (0700): " + ", ".join(missing))
+    absent = [p.removeprefix(path).lstrip("/") or "." for p in missing]
+    host.log(f"Will create evidence directory {path} (0700): " + ", ".join(absent))
     yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"}, python=python)

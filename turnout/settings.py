@@ -20,6 +20,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyinfra.api.exceptions import PyinfraError
+
 from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 
@@ -36,9 +38,12 @@ DUMP_FORMATS = ("custom", "directory")
 _SHOWN_VALUE_MAX = 60
 
 
-class SettingsError(ValueError):
+class SettingsError(PyinfraError, ValueError):
     """
     One or more settings are invalid; the message has one line per problem.
+
+    A ``PyinfraError`` so that the pyinfra CLI prints the message without a traceback when a deploy
+    file's ``load_settings(host.data)`` fails.
     """
 
 
@@ -78,6 +83,8 @@ class Settings:
     http_timeout_s: float = 10.0
     # How many times the health check is tried before it fails.
     health_retries: int = 5
+    # What the health body must report besides status ok, as "key=value" items.
+    health_expect: tuple[str, ...] = ()
     # Timeout of one exact count(*) before falling back to the planner estimate, in ms.
     count_timeout_ms: int = 3000
     # Allowed row-count difference per table (applies only when both counts are exact).
@@ -140,6 +147,11 @@ class Settings:
     def compose_file_path(self) -> str:
         """The compose file: ``compose_file`` or ``<app_root>/docker-compose.yml``."""
         return self.compose_file or posixpath.join(self.app_root, "docker-compose.yml")
+
+    @property
+    def health_expect_map(self) -> dict[str, str]:
+        """``health_expect`` as a dict: ``("db_backend=postgresql",)`` -> ``{"db_backend": …}``."""
+        return dict(item.split("=", 1) for item in self.health_expect)
 
 
 DEFAULTS: dict[str, object] = {field.name: field.default for field in fields(Settings)}
@@ -391,6 +403,13 @@ def _string_list(value: object) -> tuple[str, ...] | None:
     return tuple(item.strip() for item in items if item.strip())
 
 
+def _key_values(value: object) -> tuple[str, ...]:
+    items = _string_list(value)
+    if items is None or any(not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", i) for i in items):
+        raise _Invalid("a list of key=value items")
+    return items
+
+
 def _tables(value: object) -> tuple[str, ...]:
     items = _string_list(value)
     if not items or not all(_TABLE_RE.fullmatch(item) for item in items):
@@ -452,6 +471,7 @@ _RULES: dict[str, tuple[_Validator, str]] = {
     "health_path": (_url_path, "/api/v1/health"),
     "http_timeout_s": (_positive_number, "10"),
     "health_retries": (_positive_int, "5"),
+    "health_expect": (_key_values, "db_backend=postgresql"),
     "count_timeout_ms": (_positive_int, "3000"),
     "allowed_row_diff": (_non_negative_int, "0"),
     "require_exact_counts": (_bool, "true"),

@@ -352,3 +352,11 @@ def test_bad_values_mentioning_passwords_are_redacted():
 
     assert "Canary-Pw" not in str(raised.value)
     assert "postgresql://app:***@" in str(raised.value)
+
+
+def test_settings_error_is_shown_by_pyinfra_without_a_traceback():
+    # pyinfra's CLI prints a PyinfraError raised in a deploy file as one message, no traceback.
+    from pyinfra.api.exceptions import PyinfraError
+
+    assert issubclass(SettingsError, PyinfraError)
+    assert issubclass(SettingsError, ValueError)
