@@ -50,12 +50,51 @@ def stack_secrets(stack: dict) -> list[str]:
 
 
 def run_pyinfra(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
-    """The pyinfra CLI, exactly as an operator runs it, from the repo root."""
+    """The pyinfra CLI, exactly as an operator runs it, from the repo root; ``stdout`` holds
+    stdout and stderr interleaved (pyinfra logs to stderr)."""
     return subprocess.run(
         [str(BIN / "pyinfra"), *args],
         env=env or stack_env(),
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
+    )
+
+
+def changes(stdout: str) -> int:
+    """How many operations changed something, from the ``Grand total`` row of pyinfra's results
+    (columns: Hosts, Success, Error, No Change; a changed op counts under Success)."""
+    for line in stdout.splitlines():
+        if line.strip().startswith("Grand total"):
+            success = line.split()[3]
+            return 0 if success == "-" else int(success)
+    raise AssertionError(f"no results table in pyinfra's output:\n{stdout[-2000:]}")
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in Path(path).read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def compose(host: dict, *args: str, env: dict[str, str] | None = None, check: bool = True):
+    """``docker compose`` on a stack host's project, with its env file, as the ops run it."""
+    return subprocess.run(
+        [
+            "/usr/bin/docker",
+            "compose",
+            "--env-file",
+            host["env_file"],
+            "-f",
+            host["compose_file"],
+            "-p",
+            host["compose_project"],
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=check,
+        env=env,
+        timeout=300,
     )
