@@ -108,15 +108,15 @@ def action_postgres_server(params: dict) -> dict:
             row = conn.execute(
                 "SELECT current_setting('server_version'), current_database(), current_user"
             ).fetchone()
+            host, port = conn.info.host, conn.info.port
     except psycopg.Error as error:
         raise HostsideError(f"cannot connect with {params['dsn_env']}: {error}") from None
-    info = conn.info
     return {
         "server_version": row[0],
         "database": row[1],
         "user": row[2],
-        "host": info.host,
-        "port": info.port,
+        "host": host,
+        "port": port,
     }
 
 

@@ -7,6 +7,7 @@ compose ``db`` service. Everything is real: sshd, docker compose, PostgreSQL, HT
 import json
 import os
 import shutil
+import subprocess
 import urllib.parse
 from pathlib import Path
 
@@ -220,3 +221,73 @@ def test_no_secret_in_any_output_or_evidence(
         for text in texts:
             for form in forms:
                 assert form not in text
+
+
+def fact_json(stdout: str) -> dict:
+    return json.loads(stdout.split("--> Fact data for:")[1].split("\n", 1)[1].split("\n--> ")[0])
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_database_is_observed_on_the_host(
+    stack: dict, first_run, outputs: list[str], name: str
+) -> None:
+    """The host reads its DSN from the server-side .env and connects; the control machine only
+    names the variable (staging: a cluster outside compose; prod: the compose db)."""
+    host = stack["hosts"][name]
+    result = run_pyinfra(
+        "-y",
+        "-vv",
+        "--limit",
+        f"stack-{name}",
+        "tests/stack/inventory.py",
+        "fact",
+        "turnout.facts.postgres.PostgresServer",
+        "dsn_env=DATABASE_URL",
+        f"env_file={host['env_file']}",
+        f"python={stack['python']}",
+    )
+    outputs.append(result.stdout)
+    assert result.returncode == 0, result.stdout[-3000:]
+    fact = fact_json(result.stdout)[f"stack-{name}"]
+    assert fact["ok"] is True and fact["database"] == "app" and fact["user"] == "app"
+    env = read_env_file(host["env_file"])
+    assert f":{fact['port']}/" in env["DATABASE_URL"]
+
+
+def test_missing_dsn_is_reported_not_crashed(stack: dict, first_run, outputs: list[str]) -> None:
+    host = stack["hosts"]["staging"]
+    result = run_pyinfra(
+        "-y",
+        "--limit",
+        "stack-staging",
+        "tests/stack/inventory.py",
+        "fact",
+        "turnout.facts.postgres.PostgresServer",
+        "dsn_env=NO_SUCH_DSN",
+        f"env_file={host['env_file']}",
+        f"python={stack['python']}",
+    )
+    outputs.append(result.stdout)
+    fact = fact_json(result.stdout)["stack-staging"]
+    assert fact == {
+        "ok": False,
+        "error": f"NO_SUCH_DSN is not set in the environment or {host['env_file']}",
+    }
+
+
+def test_nothing_listens_beyond_loopback(stack: dict, first_run) -> None:
+    ports = {info["port"] for info in stack["pg"].values()}
+    ports |= {info["port"] for info in stack["ssh"]["hosts"].values()}
+    for name in HOSTS:
+        env = read_env_file(stack["hosts"][name]["env_file"])
+        ports |= {int(env["APP_PORT"]), int(env["DB_PORT"])}
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+    seen = {}
+    for line in listening.splitlines():
+        address, _, port = line.split()[3].rpartition(":")
+        if int(port) in ports:
+            seen.setdefault(int(port), set()).add(address)
+    # Every app/db port that answers is bound to loopback only (the staging compose db is
+    # started too, unused by its app).
+    assert set(seen) == ports
+    assert all(addresses <= {"127.0.0.1"} for addresses in seen.values()), seen
