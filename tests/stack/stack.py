@@ -283,6 +283,13 @@ def ensure_keypair(path: Path, comment: str) -> None:
         )
 
 
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None  # absent, or not written completely yet
+
+
 def sshd_config(name: str, port: int, host_key: Path, authorized_keys: Path, pidfile: Path) -> str:
     return "\n".join(
         [
@@ -314,15 +321,15 @@ def start_sshd(name: str, port: int) -> dict:
     pidfile = host_dir / "sshd.pid"
     config = host_dir / "sshd_config"
     config.write_text(sshd_config(name, port, host_key, authorized_keys, pidfile))
-    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    pid = read_pid(pidfile)
     if not pid_alive(pid):
         if port_open(port):
             raise RuntimeError(f"port {port} for the {name} SSH host is taken by another process")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         run([SSHD, "-t", "-f", str(config)])
         run([SSHD, "-f", str(config), "-E", str(host_dir / "sshd.log")])
-        wait_until(pidfile.exists, f"sshd for {name} to write its pid file", 10)
-        pid = int(pidfile.read_text())
+        wait_until(lambda: read_pid(pidfile), f"sshd for {name} to write its pid file", 10)
+        pid = read_pid(pidfile)
         wait_until(lambda: port_open(port), f"sshd for {name} on port {port}", 10)
     public_key = (host_key.with_suffix(".pub")).read_text().split()
     return {
