@@ -37,7 +37,11 @@ def run_stack(command: str, env: dict[str, str] | None = None) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> dict:
-    run_stack("up")
+    try:
+        run_stack("up")
+    except subprocess.CalledProcessError:
+        run_stack("down")  # stop whatever came up before the failure
+        raise
     yield json.loads((STACK_DIR / "stack.json").read_text())
     if os.environ.get("TURNOUT_KEEP_STACK") != "1":
         run_stack("down")
