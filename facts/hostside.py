@@ -1,4 +1,4 @@
-"""The base for facts answered by the host-side program (``turnout/hostside.py``).
+"""The base for facts answered by the host-side program (``turnout/hostside/``).
 
 A subclass names its ``action`` and builds the action's parameters; the program prints one JSON
 object and always exits 0, so a problem (bad DSN, unreachable server) arrives as

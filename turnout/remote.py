@@ -1,4 +1,4 @@
-"""Shipping the host-side program (``turnout/hostside.py``) to a host and running one action there.
+"""Shipping the host-side program (``turnout/hostside/``) to a host and running one action there.
 
 The program travels inside the command itself, as a quoted here-document fed to the host's Python
 on stdin, so facts work during ``--dry`` without any upload step and nothing is left on the host.
@@ -15,14 +15,21 @@ from pathlib import Path
 
 from pyinfra.api import QuoteString, StringCommand
 
-# Order matters: dsn.py defines what hostside.py uses when shipped.
-SHIPPED_MODULES = ("dsn.py", "hostside.py")
+# Concatenated in this order; main.py last (it holds the action tables and runs ``main``).
+SHIPPED_MODULES = (
+    "dsn.py",
+    "hostside/base.py",
+    "hostside/files.py",
+    "hostside/web.py",
+    "hostside/pg.py",
+    "hostside/main.py",
+)
 HEREDOC_MARKER = "__TURNOUT_HOSTSIDE_EOF__"
 
 
 @cache
 def hostside_source() -> str:
-    """The text shipped to hosts: ``dsn.py`` followed by ``hostside.py``."""
+    """The text shipped to hosts: the ``SHIPPED_MODULES`` one after the other."""
     here = Path(__file__).parent
     parts = [(here / name).read_text(encoding="utf-8") for name in SHIPPED_MODULES]
     source = "\n\n".join(parts)

@@ -21,7 +21,7 @@ def test_wheel_contains_and_imports_the_collection(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in (
         "turnout/dsn.py",
-        "turnout/hostside.py",
+        "turnout/hostside/main.py",
         "turnout/operations/compose.py",
         "turnout/facts/compose.py",
         "turnout/facts/postgres.py",

@@ -521,18 +521,18 @@ def up() -> dict:
 
 
 def down() -> None:
+    """Stop everything this stack started, found from stack.json and from the pid files on disk
+    (so a half-finished ``up`` that never wrote stack.json is taken down too)."""
     root = stack_dir()
     state = load_state()
     for host in state.get("hosts", {}).values():
         compose_down(host)
-    for name, info in state.get("ssh", {}).get("hosts", {}).items():
-        stop_pid(info.get("pid"), f"sshd {name}")
-    for role, info in state.get("pg", {}).items():
-        datadir = Path(info["datadir"])
-        stop_pid(pg_pid(datadir) or info.get("pid"), f"postgres {role}")
-    docker = state.get("docker", {})
-    if docker.get("started_by_stack"):
-        stop_pid(docker.get("pid"), "dockerd", timeout=60)
+    for pidfile in sorted(root.glob("ssh/*/sshd.pid")):
+        stop_pid(read_pid(pidfile), f"sshd {pidfile.parent.name}")
+    for pidfile in sorted(root.glob("pg/*/postmaster.pid")):
+        stop_pid(pg_pid(pidfile.parent), f"postgres {pidfile.parent.name}")
+    # dockerd writes this pid file only when the stack started it (a reused engine has its own).
+    stop_pid(read_pid(root / "docker" / "dockerd.pid"), "dockerd", timeout=60)
     if root.exists():
         shutil.rmtree(root)
     log("down")

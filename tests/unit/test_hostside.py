@@ -1,6 +1,6 @@
 """The host-side program, run for real as it is shipped: through ``sh`` and a here-document."""
 
-import json
+import ast
 import os
 import subprocess
 import sys
@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from turnout.hostside import HostsideError, host_dsn, judge_health, read_env_file
-from turnout.remote import hostside_command, hostside_source, parse_hostside_output
+import turnout
+from turnout.hostside.base import HostsideError, host_dsn, read_env_file
+from turnout.hostside.web import judge_health
+from turnout.remote import (
+    SHIPPED_MODULES,
+    hostside_command,
+    hostside_source,
+    parse_hostside_output,
+)
 
 CANARY = "Canary-Pw_9x!@:/%"
 
@@ -122,8 +129,51 @@ def test_params_are_quoted_and_never_split(tmp_path: Path) -> None:
     assert odd.is_dir()
 
 
-def test_shipped_source_is_dsn_then_hostside() -> None:
+def test_shipped_source_is_one_flat_program() -> None:
     source = hostside_source()
     assert source.index("def normalize_dsn") < source.index("def host_dsn")
+    assert source.index("def host_dsn") < source.index("def main(")
+    assert source.count('if __name__ == "__main__":') == 1
     assert "\nfrom __future__" not in source
-    json.dumps(source)  # plain text
+    # It travels inside one argv element of the remote shell (MAX_ARG_STRLEN is 128 KiB).
+    assert len(source.encode()) < 100_000
+
+
+def test_shipped_modules_define_each_name_once() -> None:
+    """Concatenated, a name defined twice would silently replace the first definition."""
+    seen: dict[str, str] = {}
+    for name in SHIPPED_MODULES:
+        tree = ast.parse((Path(turnout.__file__).parent / name).read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined = [node.name]
+            elif isinstance(node, ast.Assign):
+                defined = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                defined = [node.target.id]
+            else:
+                continue
+            for item in defined:
+                assert item not in seen, f"{item} defined in {seen.get(item)} and {name}"
+                seen[item] = name
+
+
+def test_shipped_program_does_not_import_an_installed_turnout(tmp_path: Path) -> None:
+    """On a host where turnout is installed too, the program still runs only its own text."""
+    result = subprocess.run(
+        [
+            "sh",
+            "-c",
+            hostside_command("path_modes", {"paths": ["/"]}, sys.executable).get_raw_value()
+            + "; true",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONVERBOSE": "1"},
+    )
+    imported = [
+        line.split("'")[1] for line in result.stderr.splitlines() if line.startswith("import '")
+    ]
+    assert "json" in imported  # the probe sees the program's imports
+    assert not [name for name in imported if name.startswith("turnout")], imported
