@@ -85,3 +85,63 @@ def write_json_atomically(path: str, data: dict) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def libpq_child(dsn: str) -> tuple[str, dict[str, str]]:
+    """For a libpq tool (psql, pg_dump, pg_restore): the DSN to put in its argv (no password) and
+    its whole environment, with ``PGPASSWORD`` set for that child only."""
+    safe_dsn, secret_env = libpq_env(dsn)
+    return safe_dsn, {**os.environ, **secret_env}
+
+
+def run_tool(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    log_path: str | None = None,
+    timeout: float | None = None,
+    ok_codes: tuple[int, ...] = (0,),
+) -> str:
+    """Run a tool with ``argv`` (never a shell), under an optional watchdog ``timeout``; append
+    the redacted command line and output to ``log_path`` (0600). Returns the redacted output;
+    raises ``HostsideError`` naming the tool and the last output line when the exit code is not
+    in ``ok_codes`` or the watchdog fired. Secrets belong in ``env``, never in ``argv``."""
+    import subprocess
+
+    tool = os.path.basename(argv[0])
+    try:
+        result = subprocess.run(  # noqa: S603 - argv list, no shell
+            argv,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        output, code = result.stdout + result.stderr, result.returncode
+    except subprocess.TimeoutExpired as expired:
+        output = (
+            (expired.stdout or b"").decode("utf-8", "replace")
+            if isinstance(expired.stdout, bytes)
+            else (expired.stdout or "")
+        )
+        output += f"\nturnout: {tool} killed by the watchdog after {timeout:.0f}s"
+        code = None
+    except FileNotFoundError:
+        raise HostsideError(f"{tool} is not installed on this host") from None
+    output = redact(output, _SECRETS)
+    if log_path:
+        append_log(log_path, redact(" ".join(argv), _SECRETS), output, code)
+    if code is None or code not in ok_codes:
+        last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
+        status = "timed out" if code is None else f"exited {code}"
+        raise HostsideError(f"{tool} {status}: {last[:300]}")
+    return output
+
+
+def append_log(log_path: str, command: str, output: str, code: int | None) -> None:
+    """Append one command's record to a 0600 log file in the evidence directory."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(f"$ {command}\n{output.rstrip()}\n[exit {code}]\n")
