@@ -1,9 +1,11 @@
 """Session fixtures for the integration tests: the real stack, brought up once and down at the end.
 
 The tests' stack lives in ``.stack-test/`` on its own ports (``TURNOUT_STACK_PORT_BASE=26400``), so
-it never collides with the demo's ``.stack/``. ``TURNOUT_KEEP_STACK=1`` leaves it up afterwards.
+it never collides with the demo's ``.stack/``; a second pytest run at the same time takes the next
+free slot (``.stack-test-1/``, base 30400, …). ``TURNOUT_KEEP_STACK=1`` leaves it up afterwards.
 """
 
+import fcntl
 import json
 import os
 import subprocess
@@ -13,14 +15,32 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-STACK_DIR = REPO / ".stack-test"
-PORT_BASE = "26400"
 BIN = Path(sys.executable).parent
+
+
+def claim_slot() -> tuple[Path, int]:
+    """A stack directory and port base of our own: several pytest runs may share this machine
+    (each holds an exclusive lock on its slot for the whole session)."""
+    for slot, base in enumerate((26400, 30400, 31400, 32400, 33400)):
+        suffix = f"-{slot}" if slot else ""
+        handle = open(REPO / f".stack-test{suffix}.lock", "w")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        SLOT_LOCKS.append(handle)
+        return REPO / f".stack-test{suffix}", base
+    raise RuntimeError("all five test stack slots are in use by other pytest runs")
+
+
+SLOT_LOCKS: list = []
+STACK_DIR, PORT_BASE = claim_slot()
 
 
 def stack_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=PORT_BASE)
+    env.update(TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=str(PORT_BASE))
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     env.update(extra)
     return env

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, STACK_DIR, run_pyinfra, stack_env
+from conftest import PORT_BASE, REPO, STACK_DIR, run_pyinfra, stack_env
 
 
 def pid_alive(pid: int) -> bool:
@@ -34,8 +34,8 @@ def stack_processes(state: dict) -> dict[str, tuple[int, int]]:
 
 def test_up_is_idempotent_and_down_leaves_nothing() -> None:
     # Not under pytest's tmp_path: that is 0700, and the clusters run as the postgres user.
-    root = REPO / ".stack-test-updown"
-    env = stack_env(TURNOUT_STACK_DIR=str(root), TURNOUT_STACK_PORT_BASE="27400")
+    root = STACK_DIR.with_name(STACK_DIR.name + "-updown")
+    env = stack_env(TURNOUT_STACK_DIR=str(root), TURNOUT_STACK_PORT_BASE=str(PORT_BASE + 500))
     script = [sys.executable, str(REPO / "tests" / "stack" / "stack.py")]
     subprocess.run([*script, "up"], env=env, check=True, cwd=REPO, capture_output=True)
     state = json.loads((root / "stack.json").read_text())
