@@ -39,3 +39,25 @@ def directory(path: str, python: str = "python3"):
     absent = [p.removeprefix(path).lstrip("/") or "." for p in missing]
     host.log(f"Will create evidence directory {path} (0700): " + ", ".join(absent))
     yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"}, python=python)
+
+
+@operation()
+def passed(path: str, what: str = "rehearsal"):
+    """
+    The last step of a runbook: reached only when every earlier step succeeded on this host, it
+    says so with the evidence directory to prove it. Changes nothing.
+
+    .. code:: python
+
+        from turnout.operations import evidence
+        evidence.passed(
+            name="Verdict",
+            path="/var/lib/turnout/evidence/dry_run/20261123T120000Z",
+        )
+    """
+    if host.state.is_executing:
+        host.log(f"{what} passed; evidence in {path}")
+    else:
+        host.noop(f"{what} verdict comes at the end of the run")
+    return
+    yield  # an operation is a generator, even when it never changes anything

@@ -46,9 +46,9 @@ def stack_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_stack(command: str, env: dict[str, str] | None = None) -> None:
+def run_stack(command: str, *args: str, env: dict[str, str] | None = None) -> None:
     subprocess.run(
-        [sys.executable, str(REPO / "tests" / "stack" / "stack.py"), command],
+        [sys.executable, str(REPO / "tests" / "stack" / "stack.py"), command, *args],
         env=env or stack_env(),
         check=True,
         cwd=REPO,
@@ -122,3 +122,53 @@ def compose(host: dict, *args: str, env: dict[str, str] | None = None, check: bo
         env=env,
         timeout=300,
     )
+
+
+def superuser(stack: dict, role: str, dbname: str = "app"):
+    """A superuser connection to one of the stack's clusters, for the tests' own checks and
+    plantings (the product itself never connects from the control machine)."""
+    import psycopg
+
+    password = (STACK_DIR / "secrets" / f"pg_{role}_superuser").read_text().strip()
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=stack["pg"][role]["port"],
+        user="postgres",
+        password=password,
+        dbname=dbname,
+        autocommit=True,
+    )
+
+
+class ArgvWatcher:
+    """Records the argv of every process on the machine while a run goes on (polling /proc), so
+    a test can prove no secret was ever passed on a command line."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import threading
+
+        self.seen: set[str] = set()
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    try:
+                        with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                            raw = handle.read()
+                    except OSError:
+                        continue
+                    if raw:
+                        self.seen.add(raw.replace(b"\0", b" ").decode("utf-8", "replace"))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "ArgvWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

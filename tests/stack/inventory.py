@@ -35,6 +35,9 @@ def stack_host(name: str) -> tuple[str, dict]:
             "assets_dir": app["assets_dir"],
             "evidence_root": app["evidence_root"],
             "base_url": app["base_url"],
+            # The rehearsal's source side (``stack.py seed``) and the stand-in for pgvector.
+            "rsync_source": str(STACK_DIR / "hosts" / "source" / "assets"),
+            "required_extensions": ("pg_trgm",),
         },
     )
 

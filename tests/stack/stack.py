@@ -2,6 +2,7 @@
 
     python tests/stack/stack.py up      # idempotent: starts what is not running
     python tests/stack/stack.py down    # stops what it started (by pid), removes the stack dir
+    python tests/stack/stack.py seed 200 # the source side: app schema, 200 rows per table, assets
     python tests/stack/stack.py status
 
 What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400; the apps answer on
@@ -489,6 +490,41 @@ def compose_down(host: dict) -> None:
     )
 
 
+def superuser_conninfo(role: str) -> dict:
+    return {
+        "host": "127.0.0.1",
+        "port": ports()[f"pg_{role}"],
+        "user": "postgres",
+        "password": secret(f"pg_{role}_superuser"),
+    }
+
+
+def seed_source(rows: int) -> dict:
+    """The source side of a migration: the reference app's schema and ``rows`` rows per table in
+    the source cluster, their asset files in ``hosts/source/assets``, and the ``pg_trgm``
+    extension (a contrib extension standing in for pgvector, which Debian does not package)."""
+    assets = stack_dir() / "hosts" / "source" / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(**superuser_conninfo("source"), dbname="app", autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url("source", ports()["pg_source"]),
+        "REFAPP_SECRET": secret("refapp_secret_source"),
+        "REFAPP_ADMIN_PASSWORD": secret("refapp_admin"),
+        "REFAPP_USER_PASSWORD": secret("refapp_user"),
+        "PYTHONPATH": str(REPO / "tests" / "fixtures" / "refapp"),
+    }
+    refapp = [sys.executable, "-m", "refapp"]
+    run([*refapp, "migrate"], env=env, stdout=subprocess.DEVNULL)
+    run(
+        [*refapp, "seed", "--rows", str(rows), "--data-dir", str(assets)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return {"assets_dir": str(assets), "rows": rows}
+
+
 # Commands -----------------------------------------------------------------------------------------
 
 
@@ -548,16 +584,28 @@ def status() -> dict:
     return report
 
 
+def seed(rows: int) -> dict:
+    state = load_state()
+    if not state:
+        raise SystemExit("stack: not up; run `stack.py up` first")
+    state["source"] = seed_source(rows)
+    save_state(state)
+    log(f"source seeded with {rows} rows per table, assets in {state['source']['assets_dir']}")
+    return state
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     if command == "up":
         up()
+    elif command == "seed":
+        seed(int(argv[2]) if len(argv) > 2 else 200)
     elif command == "down":
         down()
     elif command == "status":
         print(json.dumps(status(), indent=2))
     else:
-        print("usage: stack.py up|down|status", file=sys.stderr)
+        print("usage: stack.py up|seed [ROWS]|down|status", file=sys.stderr)
         return 2
     return 0
 

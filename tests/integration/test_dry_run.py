@@ -1,0 +1,300 @@
+"""deploys/dry_run.py end to end on the real stack: source cluster + assets -> the staging host.
+
+Every failure is planted for real in the data or the files, and undone afterwards. Failure runs
+reuse the passing run's dump (``dump_path``): its restore marker makes the restore a no-op, so the
+planted drift in staging survives into the validation, exactly as it would for an operator.
+"""
+
+import hashlib
+import json
+import os
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from conftest import ArgvWatcher, changes, run_pyinfra, run_stack, superuser
+
+TIMESTAMP = "rehearsal"
+BASE = ("tests/stack/inventory.py", "deploys/dry_run.py", "--limit", "stack-staging")
+SEED_ROWS = "200"
+
+
+def rehearsal(*data: str, timestamp: str = TIMESTAMP, verbosity: str = "", dry: bool = False):
+    args = ["-y"] if not dry else ["--dry"]
+    if verbosity:
+        args.append(verbosity)
+    options = []
+    for item in (f"evidence_timestamp={timestamp}", *data):
+        options += ["--data", item]
+    return run_pyinfra(*args, *BASE, *options)
+
+
+def run_dir(stack: dict, timestamp: str = TIMESTAMP) -> Path:
+    return Path(stack["hosts"]["staging"]["evidence_root"]) / "dry_run" / timestamp
+
+
+def staging_fingerprint(stack: dict) -> dict:
+    """Every table's rows (hashed) in the staging database, and every file of the asset tree."""
+    tables = {}
+    with superuser(stack, "staging") as conn:
+        names = conn.execute(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+        ).fetchall()
+        for (name,) in names:
+            tables[name] = conn.execute(
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) "  # noqa: S608 - names from the catalog, quoted by format('%I')
+                f"FROM {name} t"
+            ).fetchone()
+    files = {}
+    root = Path(stack["hosts"]["staging"]["assets_dir"])
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        files[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+    return {"tables": tables, "files": files}
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: dict) -> dict:
+    run_stack("seed", SEED_ROWS)
+    up = run_pyinfra(
+        "-y", "--limit", "stack-staging", "tests/stack/inventory.py", "deploys/app_up.py"
+    )
+    assert up.returncode == 0, up.stdout[-3000:]
+    return stack
+
+
+@pytest.fixture(scope="module")
+def outputs() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def passing(seeded: dict, outputs: list[str]):
+    """The dry run, then the rehearsal itself (at -v), with every process's argv watched."""
+    before = staging_fingerprint(seeded)
+    dry = rehearsal(dry=True, verbosity="-v")
+    after = staging_fingerprint(seeded)
+    outputs.append(dry.stdout)
+    with ArgvWatcher() as watcher:
+        real = rehearsal(verbosity="-v")
+    outputs.append(real.stdout)
+    return {"dry": dry, "real": real, "before": before, "after": after, "argv": watcher.seen}
+
+
+def test_dry_run_plans_concretely_and_changes_nothing(passing: dict) -> None:
+    dry = passing["dry"]
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert passing["before"] == passing["after"]
+    text = dry.stdout
+    assert "Will dump app at 127.0.0.1:" in text
+    assert "Will restore" in text
+    assert "Will mirror" in text and f"{int(SEED_ROWS) * 3}" in text
+    assert "Will validate row counts" in text
+
+
+def test_rehearsal_passes_with_evidence(seeded: dict, passing: dict) -> None:
+    real = passing["real"]
+    assert real.returncode == 0, real.stdout[-4000:]
+    assert "rehearsal passed; evidence in" in real.stdout
+    assert "public.users" in real.stdout and "exact" in real.stdout  # the readable table
+    directory = run_dir(seeded)
+    for name in (
+        "validate_db.json",
+        "validate_assets.json",
+        "validate_extensions.json",
+        "health.json",
+    ):
+        report = json.loads((directory / "outputs" / name).read_text())
+        assert report.get("verdict", "pass") == "pass", (name, report)
+    counts = json.loads((directory / "outputs" / "validate_db.json").read_text())["counts"]
+    users = next(row for row in counts if row["table"] == "public.users")
+    assert users["source"] == users["target"] == 2 and users["kind"] == "exact"
+    for log in ("pg_dump.log", "pg_restore.log", "rsync.log"):
+        assert (directory / "logs" / log).stat().st_size > 0
+        assert oct((directory / "logs" / log).stat().st_mode & 0o777) == "0o600"
+    assets = Path(seeded["hosts"]["staging"]["assets_dir"])
+    assert len([p for p in assets.rglob("*") if p.is_file()]) >= int(SEED_ROWS) * 3
+
+
+def test_second_run_changes_nothing(passing: dict, outputs: list[str]) -> None:
+    again = rehearsal(verbosity="-vv")
+    outputs.append(again.stdout)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert changes(again.stdout) == 0
+
+
+def given_dump(stack: dict) -> str:
+    return f"dump_path={run_dir(stack) / 'src_artifacts' / 'source.dump'}"
+
+
+def failing(stack: dict, timestamp: str, *data: str, outputs: list[str]) -> str:
+    result = rehearsal(given_dump(stack), "health_retries=1", *data, timestamp=timestamp)
+    outputs.append(result.stdout)
+    assert result.returncode != 0, result.stdout[-3000:]
+    return result.stdout
+
+
+def test_row_difference_fails(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    with superuser(seeded, "staging") as conn:
+        row = conn.execute(
+            "DELETE FROM meters WHERE id = (SELECT max(id) FROM meters) RETURNING *"
+        ).fetchone()
+        try:
+            text = failing(seeded, "rowdiff", outputs=outputs)
+        finally:
+            columns = ", ".join(["%s"] * len(row))
+            conn.execute(f"INSERT INTO meters VALUES ({columns})", row)  # noqa: S608
+    assert "public.meters: row counts differ by -1 (allowed 0)" in text
+
+
+def test_allowed_difference_is_respected(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    with superuser(seeded, "staging") as conn:
+        row = conn.execute(
+            "DELETE FROM meters WHERE id = (SELECT max(id) FROM meters) RETURNING *"
+        ).fetchone()
+        try:
+            result = rehearsal(given_dump(seeded), "allowed_row_diff=1", timestamp="allowed")
+        finally:
+            columns = ", ".join(["%s"] * len(row))
+            conn.execute(f"INSERT INTO meters VALUES ({columns})", row)  # noqa: S608
+    outputs.append(result.stdout)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_orphans_fail(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    with superuser(seeded, "staging") as conn:
+        conn.execute("SET session_replication_role = replica")  # bypass the FK, for real
+        conn.execute("UPDATE meters SET user_id = 987654 WHERE id = 1")
+        try:
+            text = failing(seeded, "orphans", outputs=outputs)
+        finally:
+            conn.execute("UPDATE meters SET user_id = (SELECT min(id) FROM users) WHERE id = 1")
+    assert "orphan row(s) in public.meters(user_id) without public.users(id)" in text
+
+
+def test_missing_asset_fails(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    with superuser(seeded, "staging") as conn:
+        old = conn.execute("SELECT storage_path FROM ugc_assets WHERE id = 1").fetchone()[0]
+        conn.execute(
+            "UPDATE ugc_assets SET storage_path = '/app/.data/ugc/999999/img.bin' WHERE id = 1"
+        )
+        try:
+            text = failing(seeded, "missing", "asset_sample_size=1000", outputs=outputs)
+        finally:
+            conn.execute("UPDATE ugc_assets SET storage_path = %s WHERE id = 1", (old,))
+    assert "sampled asset(s) missing, e.g. /app/.data/ugc/999999/img.bin" in text
+
+
+def test_unreadable_asset_fails(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    source = Path(seeded["source"]["assets_dir"]) / "ugc" / "3" / "img.bin"
+    source.chmod(0)  # the mirror carries the mode to staging
+    try:
+        text = failing(seeded, "unreadable", "asset_sample_size=1000", outputs=outputs)
+    finally:
+        source.chmod(0o644)
+        rehearsal(given_dump(seeded), timestamp="unreadable-fixed")
+    assert "sampled asset(s) unreadable" in text
+
+
+def test_path_outside_prefix_fails(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    with superuser(seeded, "staging") as conn:
+        old = conn.execute("SELECT storage_path FROM knowledge_materials WHERE id = 2").fetchone()[
+            0
+        ]
+        conn.execute(
+            "UPDATE knowledge_materials SET storage_path = '/srv/elsewhere/doc.txt' WHERE id = 2"
+        )
+        try:
+            text = failing(seeded, "prefix", outputs=outputs)
+        finally:
+            conn.execute("UPDATE knowledge_materials SET storage_path = %s WHERE id = 2", (old,))
+    assert "asset path(s) outside the prefix, e.g. /srv/elsewhere/doc.txt" in text
+
+
+def test_missing_extension_fails(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    text = failing(seeded, "extension", "required_extensions=pg_trgm,vector", outputs=outputs)
+    assert "required extension(s) missing on the target: vector" in text
+
+
+def test_health_down_fails(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    text = failing(seeded, "health", "base_url=http://127.0.0.1:9", outputs=outputs)
+    assert "health check failed" in text and "unreachable" in text
+
+
+def test_count_timeout_falls_back_to_estimate(
+    seeded: dict, passing: dict, outputs: list[str]
+) -> None:
+    """A source table made slow to count for real: another session holds an exclusive lock."""
+    with superuser(seeded, "source") as conn:
+        conn.execute("ANALYZE meters")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with superuser(seeded, "source") as conn, conn.transaction():
+            conn.execute("LOCK TABLE meters IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        relaxed = rehearsal(given_dump(seeded), "count_timeout_ms=300", timestamp="estimate")
+        strict = rehearsal(
+            given_dump(seeded),
+            "count_timeout_ms=300",
+            "require_exact_counts=true",
+            timestamp="estimate-strict",
+        )
+    finally:
+        release.set()
+        holder.join()
+    outputs += [relaxed.stdout, strict.stdout]
+    assert relaxed.returncode == 0, relaxed.stdout[-3000:]
+    report = json.loads((run_dir(seeded, "estimate") / "outputs" / "validate_db.json").read_text())
+    meters = next(row for row in report["counts"] if row["table"] == "public.meters")
+    assert meters["kind"] == "estimate" and meters["source_exact"] is False
+    assert meters["verdict"] == "estimate"
+    assert strict.returncode != 0
+    assert "public.meters: only an estimate" in strict.stdout
+
+
+def test_drop_schema_needs_the_release(seeded: dict, passing: dict, outputs: list[str]) -> None:
+    before = staging_fingerprint(seeded)
+    refused = rehearsal("drop_schema=true", timestamp="drop-refused")
+    outputs.append(refused.stdout)
+    assert refused.returncode != 0
+    assert "i_know_what_im_doing" in refused.stdout
+    assert staging_fingerprint(seeded) == before
+    assert not run_dir(seeded, "drop-refused").exists()
+
+
+def test_drop_schema_released_restores_everything(
+    seeded: dict, passing: dict, outputs: list[str]
+) -> None:
+    with superuser(seeded, "staging") as conn:
+        conn.execute("CREATE TABLE public.stray (id int)")
+    with ArgvWatcher() as watcher:
+        result = rehearsal("drop_schema=true", "i_know_what_im_doing=true", timestamp="dropped")
+    outputs.append(result.stdout)
+    passing["argv"] |= watcher.seen
+    assert result.returncode == 0, result.stdout[-3000:]
+    with superuser(seeded, "staging") as conn:
+        assert conn.execute("SELECT to_regclass('public.stray')").fetchone()[0] is None
+
+
+def test_no_secret_anywhere(
+    seeded: dict, stack_secrets: list[str], passing: dict, outputs: list[str]
+) -> None:
+    texts = list(outputs)
+    root = Path(seeded["hosts"]["staging"]["evidence_root"])
+    texts += [p.read_bytes().decode("latin-1") for p in root.rglob("*") if p.is_file()]
+    assert any("pg_dump" in argv for argv in passing["argv"]), "the watcher saw no pg_dump"
+    texts += sorted(passing["argv"])
+    for secret in stack_secrets:
+        for form in {secret, urllib.parse.quote(secret, safe="")}:
+            assert not [t for t in texts if form in t]
+    assert os.environ.get("PGPASSWORD") is None
