@@ -30,3 +30,189 @@ class PostgresServer(HostsideFact):
     ) -> StringCommand:
         params = {"dsn_env": dsn_env, "env_file": env_file}
         return hostside_command("postgres_server", params, python=python)
+
+
+def _tables_param(tables: list[str] | tuple[str, ...] | str | None) -> list[str] | None:
+    """Table names as a JSON list (None = every table); a string may be comma-separated."""
+    if tables is None:
+        return None
+    if isinstance(tables, str):
+        tables = tables.split(",")
+    return [name.strip() for name in tables if name.strip()]
+
+
+class RowCounts(HostsideFact):
+    """
+    Rows per table: an exact ``count(*)`` under a statement timeout per table, falling back to
+    the planner's estimate (``exact: false`` and a ``note``) when the count takes longer than
+    ``timeout_ms``. ``tables``: names like ``"users"`` (schema ``public``) or ``"audit.events"``;
+    None counts every table outside the system schemas. An unknown table is an error.
+
+    .. code:: python
+
+        from turnout.facts.postgres import RowCounts
+        counts = host.get_fact(
+            RowCounts, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
+            tables=["users", "meters"], timeout_ms=3000, python="python3",
+        )
+        # {"ok": True, "database": "app",
+        #  "tables": {"public.users": {"count": 12, "exact": True},
+        #             "public.meters": {"count": 9000000, "exact": False,
+        #                               "note": "count(*) took longer than 3000 ms; …"}}}
+        # or {"ok": False, "error": "table public.nope does not exist in app"}
+    """
+
+    def command(
+        self,
+        dsn_env: str,
+        env_file: str | None = None,
+        tables: list[str] | None = None,
+        timeout_ms: int = 3000,
+        python: str = "python3",
+    ) -> StringCommand:
+        params = {
+            "dsn_env": dsn_env,
+            "env_file": env_file,
+            "tables": _tables_param(tables),
+            "timeout_ms": timeout_ms,
+        }
+        return hostside_command("row_counts", params, python=python)
+
+
+class Orphans(HostsideFact):
+    """
+    Orphaned rows: child rows whose (non-null) key has no parent row, one anti-join query per
+    check. Checks are the declared ``relations`` (``"child.col->parent.col"``, tables may be
+    schema-qualified: ``"audit.events.user_id->public.users.id"``) and, with ``foreign_keys``,
+    every foreign key of the database (multi-column ones too; rows loaded with triggers off or
+    constraints added ``NOT VALID`` can still be orphans).
+
+    .. code:: python
+
+        from turnout.facts.postgres import Orphans
+        orphans = host.get_fact(
+            Orphans, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
+            relations=["meters.unit_id->units.id"], foreign_keys=True, python="python3",
+        )
+        # {"ok": True, "database": "app", "checks": [
+        #   {"name": "declared:meters.unit_id->units.id", "child": "public.meters",
+        #    "columns": ["unit_id"], "parent": "public.units", "parent_columns": ["id"],
+        #    "orphans": 0},
+        #   {"name": "fk:meters_user_id_fkey", "child": "public.meters", "columns": ["user_id"],
+        #    "parent": "public.users", "parent_columns": ["id"], "orphans": 3}]}
+    """
+
+    def command(
+        self,
+        dsn_env: str,
+        env_file: str | None = None,
+        relations: list[str] | tuple[str, ...] = (),
+        foreign_keys: bool = True,
+        python: str = "python3",
+    ) -> StringCommand:
+        params = {
+            "dsn_env": dsn_env,
+            "env_file": env_file,
+            "relations": list(relations or ()),
+            "foreign_keys": foreign_keys,
+        }
+        return hostside_command("orphans", params, python=python)
+
+
+class Constraints(HostsideFact):
+    """
+    Unique constraints, primary keys, unique indexes (those backing a constraint are flagged)
+    and foreign keys, each by name. A name used on more than one table (constraint names are
+    unique per table only) is keyed ``schema.table.name`` instead.
+
+    .. code:: python
+
+        from turnout.facts.postgres import Constraints
+        found = host.get_fact(
+            Constraints, dsn_env="DATABASE_URL", env_file="/srv/app/.env", python="python3",
+        )
+        # {"ok": True, "database": "app",
+        #  "unique_constraints": {"users_email_key": {"table": "public.users",
+        #                                             "columns": ["email"]}},
+        #  "primary_keys": {"users_pkey": {"table": "public.users", "columns": ["id"]}},
+        #  "unique_indexes": {"users_email_key": {"table": "public.users", "columns": ["email"],
+        #                     "primary": False, "partial": False, "backs_constraint": True,
+        #                     "constraint": "users_email_key"}, …},
+        #  "foreign_keys": {"meters_user_id_fkey": {"table": "public.meters",
+        #                   "columns": ["user_id"], "references": "public.users",
+        #                   "ref_columns": ["id"]}}}
+    """
+
+    def command(
+        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
+    ) -> StringCommand:
+        params = {"dsn_env": dsn_env, "env_file": env_file}
+        return hostside_command("constraints", params, python=python)
+
+
+class Extensions(HostsideFact):
+    """
+    Extensions installed in the database (name → version) and every extension the server
+    could install (``pg_available_extensions``, installed ones included).
+
+    .. code:: python
+
+        from turnout.facts.postgres import Extensions
+        extensions = host.get_fact(
+            Extensions, dsn_env="DATABASE_URL", env_file="/srv/app/.env", python="python3",
+        )
+        # {"ok": True, "database": "app", "installed": {"plpgsql": "1.0", "vector": "0.7.0"},
+        #  "available": ["amcheck", …, "pg_trgm", …]}
+    """
+
+    def command(
+        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
+    ) -> StringCommand:
+        params = {"dsn_env": dsn_env, "env_file": env_file}
+        return hostside_command("extensions", params, python=python)
+
+
+class AlembicRevision(HostsideFact):
+    """
+    The Alembic revision(s) recorded in ``alembic_version`` (found through the search path);
+    an empty list when the table does not exist.
+
+    .. code:: python
+
+        from turnout.facts.postgres import AlembicRevision
+        revision = host.get_fact(
+            AlembicRevision, dsn_env="DATABASE_URL", env_file="/srv/app/.env", python="python3",
+        )
+        # {"ok": True, "database": "app", "table": "alembic_version", "revisions": ["0002"]}
+    """
+
+    def command(
+        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
+    ) -> StringCommand:
+        params = {"dsn_env": dsn_env, "env_file": env_file}
+        return hostside_command("alembic_revision", params, python=python)
+
+
+class TableSizes(HostsideFact):
+    """
+    Total relation size (table, indexes and TOAST) per table; ``tables`` as for ``RowCounts``.
+
+    .. code:: python
+
+        from turnout.facts.postgres import TableSizes
+        sizes = host.get_fact(
+            TableSizes, dsn_env="DATABASE_URL", env_file="/srv/app/.env", tables=None,
+            python="python3",
+        )
+        # {"ok": True, "database": "app", "tables": {"public.users": {"total_bytes": 65536}}}
+    """
+
+    def command(
+        self,
+        dsn_env: str,
+        env_file: str | None = None,
+        tables: list[str] | None = None,
+        python: str = "python3",
+    ) -> StringCommand:
+        params = {"dsn_env": dsn_env, "env_file": env_file, "tables": _tables_param(tables)}
+        return hostside_command("table_sizes", params, python=python)

@@ -9,6 +9,7 @@ environment variable that holds them on the host (``dsn_env``) and the ``.env`` 
     command = hostside_command("http_health", {"url": "http://127.0.0.1:18080/api/v1/health"})
 """
 
+import ast
 import json
 from functools import cache
 from pathlib import Path
@@ -22,16 +23,36 @@ SHIPPED_MODULES = (
     "hostside/files.py",
     "hostside/web.py",
     "hostside/pg.py",
+    "hostside/dump.py",
+    "hostside/assets.py",
     "hostside/main.py",
 )
 HEREDOC_MARKER = "__TURNOUT_HOSTSIDE_EOF__"
 
 
+def without_docs(source: str) -> str:
+    """``source`` without comments and docstrings (same code, ``ast.unparse``d): the program
+    travels inside one argv element of the host's shell, which Linux caps at 128 KiB."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
 @cache
 def hostside_source() -> str:
-    """The text shipped to hosts: the ``SHIPPED_MODULES`` one after the other."""
+    """The text shipped to hosts: the ``SHIPPED_MODULES`` one after the other, without
+    comments and docstrings."""
     here = Path(__file__).parent
-    parts = [(here / name).read_text(encoding="utf-8") for name in SHIPPED_MODULES]
+    parts = [without_docs((here / name).read_text(encoding="utf-8")) for name in SHIPPED_MODULES]
     source = "\n\n".join(parts)
     if HEREDOC_MARKER in source:
         raise RuntimeError("the here-document marker appears in the shipped source")

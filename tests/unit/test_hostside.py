@@ -133,7 +133,7 @@ def test_shipped_source_is_one_flat_program() -> None:
     source = hostside_source()
     assert source.index("def normalize_dsn") < source.index("def host_dsn")
     assert source.index("def host_dsn") < source.index("def main(")
-    assert source.count('if __name__ == "__main__":') == 1
+    assert source.count("if __name__ == '__main__':") == 1
     assert "\nfrom __future__" not in source
     # It travels inside one argv element of the remote shell (MAX_ARG_STRLEN is 128 KiB).
     assert len(source.encode()) < 100_000

@@ -8,18 +8,50 @@ import sys
 
 if __name__ != "__main__":
     from turnout.dsn import redact
+    from turnout.hostside.assets import (
+        action_asset_sample,
+        action_rsync_mirror,
+        action_rsync_plan,
+    )
     from turnout.hostside.base import _SECRETS, HostsideError
+    from turnout.hostside.dump import (
+        action_dump_info,
+        action_pg_dump,
+        action_pg_restore,
+        action_restore_marker,
+    )
     from turnout.hostside.files import action_make_dirs, action_path_modes
-    from turnout.hostside.pg import action_postgres_server
+    from turnout.hostside.pg import (
+        action_alembic_revision,
+        action_constraints,
+        action_extensions,
+        action_orphans,
+        action_postgres_server,
+        action_row_counts,
+        action_table_sizes,
+    )
     from turnout.hostside.web import action_http_health, action_http_health_wait
 
 
 FACT_ACTIONS = {
+    "asset_sample": action_asset_sample,
+    "rsync_plan": action_rsync_plan,
     "postgres_server": action_postgres_server,
+    "row_counts": action_row_counts,
+    "orphans": action_orphans,
+    "constraints": action_constraints,
+    "extensions": action_extensions,
+    "alembic_revision": action_alembic_revision,
+    "table_sizes": action_table_sizes,
+    "dump_info": action_dump_info,
+    "restore_marker": action_restore_marker,
     "path_modes": action_path_modes,
     "http_health": action_http_health,
 }
 OPERATION_ACTIONS = {
+    "pg_dump": action_pg_dump,
+    "pg_restore": action_pg_restore,
+    "rsync_mirror": action_rsync_mirror,
     "http_health_wait": action_http_health_wait,
     "make_dirs": action_make_dirs,
 }

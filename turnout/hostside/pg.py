@@ -1,23 +1,396 @@
-"""Host-side PostgreSQL actions: everything that connects to a database runs here, on the host."""
+"""Host-side PostgreSQL actions: everything that connects to a database runs here, on the host.
+
+Facts (always exit 0): ``postgres_server``, ``row_counts``, ``orphans``, ``constraints``,
+``extensions``, ``alembic_revision``, ``table_sizes``. Table names are ``"schema.table"``
+everywhere; a name given without a schema means ``public``. Identifiers reach SQL only through
+``psycopg.sql.Identifier``; bulk work (counts, orphan anti-joins) runs on the server.
+
+    python -m turnout.hostside.main row_counts '{"dsn_env": "DATABASE_URL", "tables": ["users"]}'
+"""
 
 if __name__ != "__main__":
     from turnout.hostside.base import HostsideError, host_dsn
 
+# Tables of these schemas are never counted, checked or listed.
+PG_USER_SCHEMAS_SQL = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
 
-def action_postgres_server(params: dict) -> dict:
-    """Connect with the DSN named by ``dsn_env`` and describe the server (no secrets)."""
+
+# Connections, names -------------------------------------------------------------------------------
+
+
+def pg_connect(params: dict, autocommit: bool = True):  # noqa: ANN201 - psycopg is imported lazily
+    """A psycopg connection with the DSN named by ``params["dsn_env"]`` (read on this host)."""
     import psycopg
 
     dsn = host_dsn(params["dsn_env"], params.get("env_file"))
     timeout = int(params.get("connect_timeout", 10))
     try:
-        with psycopg.connect(dsn, connect_timeout=timeout, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT current_setting('server_version'), current_database(), current_user"
-            ).fetchone()
-            host, port = conn.info.host, conn.info.port
+        return psycopg.connect(dsn, connect_timeout=timeout, autocommit=autocommit)
     except psycopg.Error as error:
         raise HostsideError(f"cannot connect with {params['dsn_env']}: {error}") from None
+
+
+def pg_split_table(name: str) -> tuple[str, str]:
+    """``"users"`` → ``("public", "users")``; ``"audit.events"`` → ``("audit", "events")``."""
+    parts = name.strip().split(".") if isinstance(name, str) else []
+    if len(parts) == 1 and parts[0]:
+        return "public", parts[0]
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    raise HostsideError(f"table name {name!r} must be 'table' or 'schema.table'")
+
+
+def pg_parse_relation(text: str) -> dict:
+    """A declared relation ``child.col->parent.col`` (each side may be ``schema.table.col``) as a
+    check: ``{"name": "declared:…", "child": "public.meters", "columns": ["user_id"],
+    "parent": "public.users", "parent_columns": ["id"]}``."""
+    child, arrow, parent = text.partition("->") if isinstance(text, str) else ("", "", "")
+    sides = []
+    for side in (child, parent):
+        parts = side.strip().split(".")
+        if len(parts) == 2:
+            parts = ["public", *parts]
+        if len(parts) != 3 or not all(parts) or not arrow:
+            raise HostsideError(
+                f"relation {text!r} must look like child_table.column->parent_table.column "
+                "(tables may be schema-qualified: schema.table.column)"
+            )
+        sides.append(parts)
+    (cs, ct, cc), (ps, pt, pc) = sides
+    return {
+        "name": f"declared:{child.strip()}->{parent.strip()}",
+        "child": f"{cs}.{ct}",
+        "columns": [cc],
+        "parent": f"{ps}.{pt}",
+        "parent_columns": [pc],
+    }
+
+
+def pg_current_database(conn) -> str:  # noqa: ANN001
+    return conn.execute("SELECT current_database()").fetchone()[0]
+
+
+def pg_user_tables(conn) -> dict[tuple[str, str], int]:  # noqa: ANN001
+    """(schema, table) → oid of every ordinary or partitioned table outside system schemas."""
+    rows = conn.execute(
+        "SELECT n.nspname::text, c.relname::text, c.oid::bigint FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE c.relkind IN ('r', 'p') AND {PG_USER_SCHEMAS_SQL} ORDER BY 1, 2"
+    ).fetchall()
+    return {(schema, table): oid for schema, table, oid in rows}
+
+
+def pg_find_table(catalog: dict, name: str, database: str) -> tuple[str, str]:
+    """The catalog's (schema, table) for a requested name; unquoted names fold to lower case."""
+    schema, table = pg_split_table(name)
+    for key in ((schema, table), (schema.lower(), table.lower())):
+        if key in catalog:
+            return key
+    raise HostsideError(f"table {schema}.{table} does not exist in {database}")
+
+
+def pg_resolve_tables(conn, requested: list | None, database: str) -> list:  # noqa: ANN001
+    """[(schema, table, oid)] for the requested names, or for every user table when None."""
+    catalog = pg_user_tables(conn)
+    if requested is None:
+        return [(schema, table, oid) for (schema, table), oid in catalog.items()]
+    if isinstance(requested, str):
+        requested = [requested]
+    resolved = []
+    for name in requested:
+        key = pg_find_table(catalog, name, database)
+        if key not in [(s, t) for s, t, _ in resolved]:
+            resolved.append((*key, catalog[key]))
+    return resolved
+
+
+def pg_table_columns(conn, oid: int) -> list[str]:  # noqa: ANN001
+    rows = conn.execute(
+        "SELECT attname::text FROM pg_attribute "
+        "WHERE attrelid = %s::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (oid,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def pg_key_by_name(items: list[tuple[str, str, dict]]) -> dict[str, dict]:
+    """``[(name, "schema.table", value)]`` → ``{name: value}``; a name that occurs more than once
+    in the database (constraint names are unique per table only) becomes ``schema.table.name``."""
+    seen: dict[str, int] = {}
+    for name, _, _ in items:
+        seen[name] = seen.get(name, 0) + 1
+    return {(name if seen[name] == 1 else f"{table}.{name}"): value for name, table, value in items}
+
+
+# Row counts ---------------------------------------------------------------------------------------
+
+
+def pg_count_rows(conn, schema: str, table: str, oid: int, timeout_ms: int) -> dict:  # noqa: ANN001
+    """Exact ``count(*)`` under ``SET LOCAL statement_timeout`` in its own transaction; on a
+    timeout (or without the privilege to read the table), the planner's estimate
+    (``pg_class.reltuples``; 0 when never analyzed) marked ``exact: false`` with a ``note``."""
+    import psycopg
+    from psycopg import sql
+
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
+            return {"count": conn.execute(query).fetchone()[0], "exact": True}
+    except psycopg.errors.QueryCanceled:
+        why = f"count(*) took longer than {timeout_ms} ms"
+    except psycopg.errors.InsufficientPrivilege:
+        why = "no permission to count the table's rows"
+    estimate = conn.execute(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::oid", (oid,)
+    ).fetchone()[0]
+    if estimate is None or estimate < 0:
+        return {"count": 0, "exact": False, "note": f"{why} and the table was never analyzed"}
+    return {"count": estimate, "exact": False, "note": f"{why}; planner estimate"}
+
+
+def action_row_counts(params: dict) -> dict:
+    """Per table ``{"count": n, "exact": bool}`` (plus a ``note`` when it is an estimate)."""
+    timeout_ms = int(params.get("timeout_ms") or 3000)
+    if timeout_ms <= 0:
+        raise HostsideError("timeout_ms must be a positive number of milliseconds")
+    with pg_connect(params) as conn:
+        database = pg_current_database(conn)
+        tables = pg_resolve_tables(conn, params.get("tables"), database)
+        counts = {
+            f"{schema}.{table}": pg_count_rows(conn, schema, table, oid, timeout_ms)
+            for schema, table, oid in tables
+        }
+    return {"database": database, "tables": counts}
+
+
+# Orphans ------------------------------------------------------------------------------------------
+
+
+def pg_foreign_keys(conn) -> list[dict]:  # noqa: ANN001
+    """Every foreign key outside system schemas (multi-column ones too), in key column order."""
+    rows = conn.execute(
+        "SELECT c.conname::text, n.nspname::text, t.relname::text, "
+        "  ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) "
+        "        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+        "        ORDER BY k.ord), "
+        "  rn.nspname::text, r.relname::text, "
+        "  ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord) "
+        "        JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum "
+        "        ORDER BY k.ord) "
+        "FROM pg_constraint c "
+        "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace "
+        f"WHERE c.contype = 'f' AND c.conparentid = 0 AND {PG_USER_SCHEMAS_SQL} "
+        "ORDER BY 2, 3, 1"
+    ).fetchall()
+    return [
+        {
+            "name": name,
+            "table": f"{schema}.{table}",
+            "columns": list(columns),
+            "references": f"{ref_schema}.{ref_table}",
+            "ref_columns": list(ref_columns),
+            "_child": (schema, table),
+            "_parent": (ref_schema, ref_table),
+        }
+        for name, schema, table, columns, ref_schema, ref_table, ref_columns in rows
+    ]
+
+
+def pg_orphan_query(child: tuple, columns: list, parent: tuple, parent_columns: list):  # noqa: ANN201
+    """One anti-join counting child rows whose (all non-null) key has no parent row."""
+    from psycopg import sql
+
+    not_null = sql.SQL(" AND ").join(
+        sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(column)) for column in columns
+    )
+    match = sql.SQL(" AND ").join(
+        sql.SQL("p.{} = c.{}").format(sql.Identifier(pc), sql.Identifier(cc))
+        for cc, pc in zip(columns, parent_columns, strict=True)
+    )
+    return sql.SQL(
+        "SELECT count(*) FROM {} AS c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {})"
+    ).format(sql.Identifier(*child), not_null, sql.Identifier(*parent), match)
+
+
+def pg_declared_check(conn, catalog: dict, text: str, database: str) -> dict:  # noqa: ANN001
+    """A declared relation checked against the catalog: tables and columns must exist."""
+    check = pg_parse_relation(text)
+    for side, columns_key in (("child", "columns"), ("parent", "parent_columns")):
+        key = pg_find_table(catalog, check[side], database)
+        existing = pg_table_columns(conn, catalog[key])
+        resolved = []
+        for column in check[columns_key]:
+            found = next((c for c in (column, column.lower()) if c in existing), None)
+            if found is None:
+                raise HostsideError(
+                    f"relation {text}: column {key[0]}.{key[1]}.{column} does not exist "
+                    f"in {database}"
+                )
+            resolved.append(found)
+        check[side] = f"{key[0]}.{key[1]}"
+        check[columns_key] = resolved
+        check["_" + side] = key
+    return check
+
+
+def action_orphans(params: dict) -> dict:
+    """Declared relations plus every foreign key, each with the number of orphaned child rows."""
+    import psycopg
+
+    with pg_connect(params) as conn:
+        database = pg_current_database(conn)
+        catalog = pg_user_tables(conn)
+        checks = [
+            pg_declared_check(conn, catalog, text, database)
+            for text in params.get("relations") or []
+        ]
+        if params.get("foreign_keys", True):
+            for fk in pg_foreign_keys(conn):
+                checks.append(
+                    {
+                        "name": f"fk:{fk['name']}",
+                        "child": fk["table"],
+                        "columns": fk["columns"],
+                        "parent": fk["references"],
+                        "parent_columns": fk["ref_columns"],
+                        "_child": fk["_child"],
+                        "_parent": fk["_parent"],
+                    }
+                )
+        results = []
+        for check in checks:
+            query = pg_orphan_query(
+                check.pop("_child"),
+                check["columns"],
+                check.pop("_parent"),
+                check["parent_columns"],
+            )
+            try:
+                check["orphans"] = conn.execute(query).fetchone()[0]
+            except psycopg.Error as error:
+                raise HostsideError(f"orphan check {check['name']} failed: {error}") from None
+            results.append(check)
+    return {"database": database, "checks": results}
+
+
+# Constraints, extensions, Alembic, sizes ----------------------------------------------------------
+
+
+def action_constraints(params: dict) -> dict:
+    """Unique constraints, primary keys, unique indexes and foreign keys, by name."""
+    with pg_connect(params) as conn:
+        database = pg_current_database(conn)
+        rows = conn.execute(
+            "SELECT c.conname::text, c.contype::text, n.nspname || '.' || t.relname, "
+            "  ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, o) "
+            "        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+            "        ORDER BY k.o) "
+            "FROM pg_constraint c "
+            "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            f"WHERE c.contype IN ('u', 'p') AND {PG_USER_SCHEMAS_SQL} ORDER BY 3, 1"
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT i.relname::text, n.nspname || '.' || t.relname, "
+            "  ARRAY(SELECT CASE WHEN x.indkey[k - 1] = 0 "
+            "                    THEN pg_get_indexdef(x.indexrelid, k, true) "
+            "                    ELSE (SELECT a.attname::text FROM pg_attribute a "
+            "                          WHERE a.attrelid = x.indrelid "
+            "                          AND a.attnum = x.indkey[k - 1]) END "
+            "        FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k), "
+            "  x.indisprimary, x.indpred IS NOT NULL, "
+            "  (SELECT c.conname::text FROM pg_constraint c WHERE c.conindid = x.indexrelid "
+            "   AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x') LIMIT 1) "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            f"WHERE x.indisunique AND {PG_USER_SCHEMAS_SQL} ORDER BY 2, 1"
+        ).fetchall()
+        foreign_keys = pg_foreign_keys(conn)
+    unique = [(n, t, {"table": t, "columns": list(c)}) for n, kind, t, c in rows if kind == "u"]
+    primary = [(n, t, {"table": t, "columns": list(c)}) for n, kind, t, c in rows if kind == "p"]
+    return {
+        "database": database,
+        "unique_constraints": pg_key_by_name(unique),
+        "primary_keys": pg_key_by_name(primary),
+        "unique_indexes": pg_key_by_name(
+            [
+                (
+                    name,
+                    table,
+                    {
+                        "table": table,
+                        "columns": list(columns),
+                        "primary": is_primary,
+                        "partial": partial,
+                        "backs_constraint": constraint is not None,
+                        "constraint": constraint,
+                    },
+                )
+                for name, table, columns, is_primary, partial, constraint in indexes
+            ]
+        ),
+        "foreign_keys": pg_key_by_name(
+            [
+                (
+                    fk["name"],
+                    fk["table"],
+                    {k: fk[k] for k in ("table", "columns", "references", "ref_columns")},
+                )
+                for fk in foreign_keys
+            ]
+        ),
+    }
+
+
+def action_extensions(params: dict) -> dict:
+    """Installed extensions with their versions, and every extension the server could install."""
+    with pg_connect(params) as conn:
+        installed = conn.execute("SELECT extname::text, extversion FROM pg_extension").fetchall()
+        available = conn.execute(
+            "SELECT name::text FROM pg_available_extensions ORDER BY 1"
+        ).fetchall()
+        database = pg_current_database(conn)
+    return {
+        "database": database,
+        "installed": dict(sorted(installed)),
+        "available": [row[0] for row in available],
+    }
+
+
+def action_alembic_revision(params: dict) -> dict:
+    """The rows of ``alembic_version`` (found through the search path); [] without the table."""
+    with pg_connect(params) as conn:
+        database = pg_current_database(conn)
+        table = conn.execute("SELECT to_regclass('alembic_version')::text").fetchone()[0]
+        revisions = []
+        if table:
+            rows = conn.execute("SELECT version_num::text FROM alembic_version").fetchall()
+            revisions = sorted(row[0] for row in rows)
+    return {"database": database, "table": table, "revisions": revisions}
+
+
+def action_table_sizes(params: dict) -> dict:
+    """``pg_total_relation_size`` (table, indexes, TOAST) per table."""
+    with pg_connect(params) as conn:
+        database = pg_current_database(conn)
+        tables = pg_resolve_tables(conn, params.get("tables"), database)
+        sizes = {}
+        for schema, table, oid in tables:
+            size = conn.execute(
+                "SELECT pg_total_relation_size(%s::oid)::bigint", (oid,)
+            ).fetchone()[0]
+            sizes[f"{schema}.{table}"] = {"total_bytes": size}
+    return {"database": database, "tables": sizes}
+
+
+def action_postgres_server(params: dict) -> dict:
+    """Connect with the DSN named by ``dsn_env`` and describe the server (no secrets)."""
+    with pg_connect(params) as conn:
+        row = conn.execute(
+            "SELECT current_setting('server_version'), current_database(), current_user"
+        ).fetchone()
+        host, port = conn.info.host, conn.info.port
     return {
         "server_version": row[0],
         "database": row[1],

@@ -1,0 +1,87 @@
+"""Facts about asset trees: the paths a database references, checked on the host (S1.5), and
+what an rsync mirror would change (S1.3). Both are answered on the host by the host-side program;
+the DSN never leaves the host.
+"""
+
+from pyinfra.api import StringCommand
+
+from turnout.facts.hostside import HostsideFact
+from turnout.remote import hostside_command
+
+
+class AssetSample(HostsideFact):
+    """
+    Checks the asset paths stored in ``columns`` (``table.column`` or ``schema.table.column``):
+    over all rows, how many are not under ``prefix`` (a ``..`` segment counts as outside); then a
+    sample of up to ``sample_size`` paths, chosen by the server and the same for the same
+    ``seed`` and data, split evenly across the columns, each mapped to
+    ``assets_dir + path[len(prefix):]`` and checked on the host: it exists and is readable (a file
+    yields a byte, a directory lists; as root, a mode without any read bit is unreadable).
+
+    .. code:: python
+
+        from turnout.facts.assets import AssetSample
+        sample = host.get_fact(
+            AssetSample, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
+            columns=["knowledge_materials.storage_path", "gallery_items.storage_dir"],
+            assets_dir="/srv/app/data/assets", prefix="/app/.data", sample_size=50, seed=0,
+            python="python3",
+        )
+        # {"ok": True,
+        #  "columns": {"public.knowledge_materials.storage_path":
+        #                  {"rows": 40, "outside_prefix": 0, "sampled": 25}, ...},
+        #  "outside_prefix_examples": [], "checked": 50,
+        #  "missing": [], "unreadable": [], "missing_count": 0, "unreadable_count": 0}
+        # or {"ok": False, "error": "column knowledge_materials.storage_path does not exist in app"}
+    """
+
+    def command(
+        self,
+        dsn_env: str,
+        columns: list[str] | tuple[str, ...],
+        assets_dir: str,
+        env_file: str | None = None,
+        prefix: str = "/app/.data",
+        sample_size: int = 50,
+        seed: int = 0,
+        python: str = "python3",
+    ) -> StringCommand:
+        params = {
+            "dsn_env": dsn_env,
+            "env_file": env_file,
+            "columns": list(columns),
+            "prefix": prefix,
+            "assets_dir": assets_dir,
+            "sample_size": sample_size,
+            "seed": seed,
+        }
+        return hostside_command("asset_sample", params, python=python)
+
+
+class RsyncPlan(HostsideFact):
+    """
+    What ``rsync -a [--delete] <source>/ <dest>/`` would change, from a dry run on the host: the
+    *contents* of ``source`` (a host path, or ``host:path`` pulled over ssh) mirrored into ``dest``.
+
+    .. code:: python
+
+        from turnout.facts.assets import RsyncPlan
+        plan = host.get_fact(
+            RsyncPlan, source="backup@old:/srv/app/data/assets", dest="/srv/app/data/assets",
+            delete=False, excludes=["*.tmp"], python="python3",
+        )
+        # {"ok": True, "source_entries": 120, "add": 3, "change": 1, "delete": 0,
+        #  "transfer_bytes": 52311}
+        # or {"ok": False, "error": "rsync source /srv/old does not exist on this host"}
+    """
+
+    def command(
+        self,
+        source: str,
+        dest: str,
+        delete: bool = False,
+        excludes: list[str] | tuple[str, ...] = (),
+        python: str = "python3",
+    ) -> StringCommand:
+        params = {"source": source, "dest": dest, "delete": delete, "excludes": list(excludes)}
+        return hostside_command("rsync_plan", params, python=python)

@@ -1,0 +1,60 @@
+"""Facts about database dumps and restores on the host (S1.1, S1.2)."""
+
+from pyinfra.api import StringCommand
+
+from turnout.facts.hostside import HostsideFact
+from turnout.remote import hostside_command
+
+
+class DumpInfo(HostsideFact):
+    """
+    The pg_dump archive at ``path`` (a custom-format file or a directory-format dump):
+    format, sha256 (of the file; of a directory, over its files in sorted name order), size, the
+    TABLE entries of ``pg_restore --list``, and whether ``<path>.sha256`` (written by
+    ``db.dump`` after a verified dump) records the same sha256 and size. ``complete`` is only
+    known with ``verify=True``: a full read-back ``pg_restore -f /dev/null`` (``--list`` also
+    succeeds on a truncated dump); without it, ``complete`` is None.
+
+    .. code:: python
+
+        from turnout.facts.dump import DumpInfo
+        info = host.get_fact(
+            DumpInfo, path="/var/lib/turnout/work/app.dump", verify=True, pg_bin="",
+            python="python3",
+        )
+        # {"ok": True, "path": "…/app.dump", "exists": True, "format": "custom",
+        #  "sha256": "9f2c…", "size": 81234, "tables": 7,
+        #  "table_names": ["public.alembic_version", "public.users", …],
+        #  "recorded": True, "complete": True}
+        # absent: {"ok": True, "path": "…", "exists": False}
+        # broken: {…, "complete": False, "problem": "full read-back failed: pg_restore exited 1: …"}
+    """
+
+    def command(
+        self, path: str, verify: bool = False, pg_bin: str = "", python: str = "python3"
+    ) -> StringCommand:
+        params = {"path": path, "verify": verify, "pg_bin": pg_bin}
+        return hostside_command("dump_info", params, python=python)
+
+
+class RestoreMarker(HostsideFact):
+    """
+    The marker file ``db.restore`` writes on the host after a successful restore: which dump
+    (by sha256) was restored into which database, and when. ``dump_sha256`` is None when there
+    is no (readable) marker.
+
+    .. code:: python
+
+        from turnout.facts.dump import RestoreMarker
+        marker = host.get_fact(
+            RestoreMarker, marker="/var/lib/turnout/evidence/dry_run/demo/outputs/restore.json",
+            python="python3",
+        )
+        # {"ok": True, "exists": True, "dump_sha256": "9f2c…", "target": "127.0.0.1:5432/app",
+        #  "restored_at": "2026-11-23T12:00:00Z", "dump": "…", "dropped_schema": False,
+        #  "sequence_problems": []}
+        # no marker: {"ok": True, "exists": False, "dump_sha256": None}
+    """
+
+    def command(self, marker: str, python: str = "python3") -> StringCommand:
+        return hostside_command("restore_marker", {"marker": marker}, python=python)

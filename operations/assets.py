@@ -1,0 +1,92 @@
+"""Operations on asset trees (S1.3: mirror the assets with rsync)."""
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.api.exceptions import OperationError
+
+from turnout.facts.assets import RsyncPlan
+from turnout.remote import hostside_command
+
+
+def mirror_refusal(plan: dict, source: str, dest: str, delete: bool, max_delete: int | None):
+    """Why a mirror must not run, from its plan (None when it may)."""
+    if not plan.get("ok"):
+        return f"cannot plan mirroring {source} to {dest}: {plan.get('error')}"
+    if delete and plan["source_entries"] == 0:
+        return (
+            f"refusing to mirror {source} to {dest} with --delete: the source is empty (an "
+            f"unmounted source looks empty); check the source, nothing was changed"
+        )
+    if delete and max_delete is not None and plan["delete"] > max_delete:
+        return (
+            f"refusing to mirror {source} to {dest} with --delete: {plan['delete']} entries would "
+            f"be deleted, more than max_delete={max_delete}; nothing was changed"
+        )
+    return None
+
+
+@operation()
+def mirror(
+    source: str,
+    dest: str,
+    delete: bool = False,
+    excludes: tuple[str, ...] | list[str] = (),
+    max_delete: int | None = None,
+    log_path: str | None = None,
+    timeout_s: float = 3600,
+    python: str = "python3",
+):
+    """
+    Mirror the contents of ``source`` into ``dest`` with ``rsync -a`` on the host. A dry run
+    decides: nothing to add, change or delete changes nothing. ``--delete`` only when ``delete``
+    is set, and then refused when the source is empty or missing (an unmounted source looks
+    empty) or when more than ``max_delete`` entries would go. rsync's exit 23/24/25 (partial
+    transfer, vanished files, deletion limit) fail the operation.
+
+    + source: a host directory, or ``host:path`` pulled over ssh (its contents are mirrored)
+    + dest: the host directory to fill (created when missing)
+    + delete: delete what ``dest`` holds and ``source`` does not (``rsync --delete``)
+    + excludes: rsync patterns left alone on both sides
+    + max_delete: the most entries one run may delete (None: no limit)
+    + log_path: where rsync's redacted output is appended (``<evidence>/logs/rsync.log``)
+    + timeout_s: watchdog for the transfer, in seconds
+    + python: the host's Python
+
+    .. code:: python
+
+        from turnout.operations import assets
+        assets.mirror(
+            name="Mirror the assets",
+            source="backup@old-host:/srv/app/data/assets",
+            dest="/srv/app/data/assets",
+            delete=False,
+            log_path="/var/lib/turnout/evidence/dry_run/20261123T120000Z/logs/rsync.log",
+        )
+    """
+    plan = host.get_fact(
+        RsyncPlan, source=source, dest=dest, delete=delete, excludes=list(excludes), python=python
+    )
+    refusal = mirror_refusal(plan, source, dest, delete, max_delete)
+    if refusal:
+        raise OperationError(refusal)
+    if plan["add"] == 0 and plan["change"] == 0 and plan["delete"] == 0:
+        host.noop(f"{dest} already mirrors {source}")
+        return
+    deleting = " (--delete)" if delete else ""
+    host.log(
+        f"Will mirror {source} to {dest}: {plan['add']} to add, {plan['change']} to change, "
+        f"{plan['delete']} to delete{deleting}"
+    )
+    yield hostside_command(
+        "rsync_mirror",
+        {
+            "source": source,
+            "dest": dest,
+            "delete": delete,
+            "excludes": list(excludes),
+            "max_delete": max_delete,
+            "log_path": log_path,
+            "timeout_s": timeout_s,
+        },
+        python=python,
+    )

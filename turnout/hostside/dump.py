@@ -1,0 +1,398 @@
+"""Host-side dumps and restores (S1.1, S1.2; RELIABILITY 9-12).
+
+- ``dump_info`` (fact): format, sha256, size and TABLE entries of a dump; with ``verify`` a full
+  read-back (``pg_restore -f /dev/null``: ``--list`` succeeds even on a truncated dump).
+- ``pg_dump`` (operation): written under ``<dest>.partial-<pid>``, read back in full, only then
+  renamed to ``dest`` (parent fsynced) and recorded in ``<dest>.sha256``.
+- ``pg_restore`` (operation): stale marker removed, dump read back, other backends terminated,
+  optionally schema ``public`` dropped, ``pg_restore --single-transaction --exit-on-error`` under a
+  watchdog, sequences checked, and only then the marker written.
+- ``restore_marker`` (fact): the marker of the last successful restore.
+
+Passwords reach pg_dump/pg_restore only through the child's environment (``libpq_child``).
+
+    python -m turnout.hostside.main dump_info '{"path": "/var/backups/app.dump", "verify": true}'
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+
+if __name__ != "__main__":
+    from turnout.hostside.base import (
+        HostsideError,
+        append_log,
+        host_dsn,
+        libpq_child,
+        run_tool,
+        write_json_atomically,
+    )
+    from turnout.hostside.pg import pg_connect, pg_current_database
+
+DUMP_FORMAT_FLAGS = {"custom": "--format=custom", "directory": "--format=directory"}
+DUMP_TABLE_NAMES_MAX = 200
+# "215; 1259 16390 TABLE public users app" (not "TABLE DATA …").
+TOC_TABLE_RE = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)(?:\s|$)")
+
+
+def pg_tool(pg_bin: str, name: str) -> str:
+    """The libpq tool ``name`` in ``pg_bin`` ("" = found on PATH)."""
+    return os.path.join(pg_bin, name) if pg_bin else name
+
+
+def dump_format_of(path: str) -> str | None:
+    """``custom`` (a file starting with ``PGDMP``), ``directory`` (a directory with ``toc.dat``),
+    or None for anything else."""
+    if os.path.isdir(path):
+        return "directory" if os.path.isfile(os.path.join(path, "toc.dat")) else None
+    if os.path.isfile(path):
+        with open(path, "rb") as handle:
+            return "custom" if handle.read(5) == b"PGDMP" else None
+    return None
+
+
+def dump_digest(path: str) -> tuple[str, int]:
+    """sha256 and size of a dump file; of a dump directory, over its files in sorted name order
+    (each contributes ``name NUL size NUL content``)."""
+    digest = hashlib.sha256()
+    total = 0
+
+    def feed(file_path: str) -> int:
+        size = 0
+        with open(file_path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return size
+
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if not os.path.isfile(full):
+                continue
+            digest.update(f"{name}\0{os.path.getsize(full)}\0".encode())
+            total += feed(full)
+    else:
+        total = feed(path)
+    return digest.hexdigest(), total
+
+
+def dump_toc_tables(listing: str) -> list[str]:
+    """``schema.table`` of each TABLE entry of a ``pg_restore --list`` listing."""
+    tables = []
+    for line in listing.splitlines():
+        match = TOC_TABLE_RE.match(line)
+        if match:
+            tables.append(f"{match.group(1)}.{match.group(2)}")
+    return tables
+
+
+def dump_read_sidecar(path: str) -> dict | None:
+    """The ``<dump>.sha256`` record written after a verified dump, or None."""
+    try:
+        with open(f"{path}.sha256", encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def action_dump_info(params: dict) -> dict:
+    """What the dump at ``path`` is; ``complete`` is only known (true/false) with ``verify``."""
+    path = params["path"]
+    pg_bin = params.get("pg_bin") or ""
+    if not os.path.lexists(path):
+        return {"path": path, "exists": False}
+    info: dict = {"path": path, "exists": True, "format": dump_format_of(path)}
+    if info["format"] is None:
+        info.update(complete=False, problem="not a custom-format dump file nor a dump directory")
+        return info
+    info["sha256"], info["size"] = dump_digest(path)
+    sidecar = dump_read_sidecar(path) or {}
+    info["recorded"] = (
+        sidecar.get("sha256") == info["sha256"] and sidecar.get("size") == info["size"]
+    )
+    try:
+        listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", path])
+    except HostsideError as error:
+        info.update(tables=0, table_names=[], complete=False, problem=str(error))
+        return info
+    names = dump_toc_tables(listing)
+    info.update(tables=len(names), table_names=names[:DUMP_TABLE_NAMES_MAX], complete=None)
+    if params.get("verify"):
+        try:
+            run_tool([pg_tool(pg_bin, "pg_restore"), "--file=/dev/null", path])
+            info["complete"] = True
+        except HostsideError as error:
+            info.update(complete=False, problem=f"full read-back failed: {error}")
+    return info
+
+
+# Files ------------------------------------------------------------------------------------------
+
+
+def dump_remove_path(path: str) -> None:
+    """Remove a file or a directory tree; absent is fine."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def dump_fsync(path: str) -> None:
+    """fsync a file, or a directory and every file in it."""
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [os.path.join(path, name) for name in os.listdir(path)] + [path]
+    for item in paths:
+        fd = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def dump_remove_stale_partials(dest: str) -> None:
+    """Remove ``<dest>.partial-<pid>`` left by runs whose process is gone."""
+    directory, base = os.path.split(dest)
+    for name in os.listdir(directory):
+        prefix = f"{base}.partial-"
+        if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+            continue
+        try:
+            os.kill(int(name[len(prefix) :]), 0)
+        except ProcessLookupError:
+            dump_remove_path(os.path.join(directory, name))
+        except PermissionError:
+            pass
+
+
+def action_pg_dump(params: dict) -> dict:
+    """Dump the database named by ``dsn_env`` to ``dest`` (see the module docstring)."""
+    fmt = params.get("format", "custom")
+    if fmt not in DUMP_FORMAT_FLAGS:
+        raise HostsideError(f"dump format must be custom or directory, got {fmt!r}")
+    jobs = int(params.get("jobs") or 1)
+    dest = params["dest"]
+    if not os.path.isabs(dest):
+        raise HostsideError(f"dump destination {dest!r} must be an absolute path")
+    timeout = float(params.get("timeout_s") or 3600)
+    log_path = params.get("log_path")
+    pg_bin = params.get("pg_bin") or ""
+    safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
+    if os.path.lexists(dest) and dump_format_of(dest) is None:
+        raise HostsideError(f"{dest} exists and is not a pg_dump archive; nothing replaced")
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    dump_remove_stale_partials(dest)
+    partial = f"{dest}.partial-{os.getpid()}"
+    argv = [pg_tool(pg_bin, "pg_dump"), "--no-owner", "--no-acl", DUMP_FORMAT_FLAGS[fmt]]
+    if fmt == "directory":
+        argv.append(f"--jobs={jobs}")
+    argv += [f"--file={partial}", f"--dbname={safe_dsn}"]
+    old_umask = os.umask(0o077)  # the dump holds the data: 0600 files, 0700 directory
+    try:
+        run_tool(argv, env=env, log_path=log_path, timeout=timeout)
+        run_tool(
+            [pg_tool(pg_bin, "pg_restore"), "--file=/dev/null", partial],
+            log_path=log_path,
+            timeout=timeout,
+        )
+        dump_fsync(partial)
+        dump_remove_path(f"{dest}.sha256")
+        aside = f"{dest}.replaced-{os.getpid()}"
+        if os.path.lexists(dest):
+            os.rename(dest, aside)
+        os.rename(partial, dest)
+        dump_fsync(parent)
+        dump_remove_path(aside)
+    except BaseException as error:
+        dump_remove_path(partial)
+        if isinstance(error, HostsideError):
+            raise HostsideError(f"dump to {dest} failed, nothing kept: {error}") from None
+        raise
+    finally:
+        os.umask(old_umask)
+    info = action_dump_info({"path": dest, "pg_bin": pg_bin})
+    info["complete"] = True
+    write_json_atomically(
+        f"{dest}.sha256",
+        {"sha256": info["sha256"], "size": info["size"], "format": fmt, "tables": info["tables"]},
+    )
+    info["recorded"] = True
+    return info
+
+
+# Restore ------------------------------------------------------------------------------------------
+
+
+def pg_sequence_behind(
+    last_value: int, is_called: bool, increment: int, max_value: int | None
+) -> bool:
+    """Whether an ascending sequence would hand out a value ``<= max_value`` next."""
+    if max_value is None or increment <= 0:
+        return False
+    next_value = last_value + increment if is_called else last_value
+    return next_value <= max_value
+
+
+def pg_sequence_problems(conn) -> list[dict]:  # noqa: ANN001
+    """Sequences owned by an integer column (serial, identity) whose next value is not past the
+    column's maximum (RELIABILITY 12), or that could not be checked. Reported, never fixed."""
+    import psycopg
+    from psycopg import sql
+
+    owned = conn.execute(
+        "SELECT sn.nspname::text, s.relname::text, tn.nspname::text, t.relname::text, "
+        "  a.attname::text, ps.seqincrement "
+        "FROM pg_depend d "
+        "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+        "JOIN pg_namespace sn ON sn.oid = s.relnamespace "
+        "JOIN pg_sequence ps ON ps.seqrelid = s.oid "
+        "JOIN pg_class t ON t.oid = d.refobjid "
+        "JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+        "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+        "  AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0 "
+        "  AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
+        "  AND tn.nspname !~ '^pg_' ORDER BY 3, 4, 5"
+    ).fetchall()
+    problems = []
+    for seq_schema, seq, schema, table, column, increment in owned:
+        names = {"sequence": f"{seq_schema}.{seq}", "column": f"{schema}.{table}.{column}"}
+        try:
+            last_value, is_called, max_value = conn.execute(
+                sql.SQL(
+                    "SELECT s.last_value, s.is_called, (SELECT max({}) FROM {}) FROM {} AS s"
+                ).format(
+                    sql.Identifier(column),
+                    sql.Identifier(schema, table),
+                    sql.Identifier(seq_schema, seq),
+                )
+            ).fetchone()
+        except psycopg.Error as error:  # e.g. a table this role may not read
+            problems.append({**names, "error": str(error).strip().splitlines()[0]})
+            continue
+        if pg_sequence_behind(last_value, is_called, increment, max_value):
+            next_value = last_value + increment if is_called else last_value
+            problems.append({**names, "max": max_value, "next_value": next_value})
+    return problems
+
+
+def pg_terminate_others(conn) -> tuple[int, list[str]]:  # noqa: ANN001
+    """Terminate every other client session on the current database (RELIABILITY 11): an app
+    session holding a lock would block ``--clean`` forever. Returns (terminated, failures)."""
+    import psycopg
+
+    sessions = conn.execute(
+        "SELECT pid, usename::text FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+    ).fetchall()
+    wait = conn.info.server_version >= 140000
+    terminated, failures = 0, []
+    for pid, user in sessions:
+        try:
+            if wait:  # wait up to 5 s for the session (and its locks) to be gone
+                done = conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
+            else:
+                done = conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        except psycopg.Error as error:
+            failures.append(f"pid {pid} ({user}): {str(error).strip()}")
+            continue
+        if done:
+            terminated += 1
+    return terminated, failures
+
+
+def action_restore_marker(params: dict) -> dict:
+    """The marker written by the last successful restore: ``dump_sha256`` (None without one)."""
+    marker = params["marker"]
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return {"exists": False, "dump_sha256": None}
+    except (OSError, ValueError) as error:
+        return {"exists": True, "dump_sha256": None, "problem": f"unreadable marker: {error}"}
+    if not isinstance(record, dict):
+        return {"exists": True, "dump_sha256": None, "problem": "the marker is not a JSON object"}
+    return {**record, "exists": True, "dump_sha256": record.get("dump_sha256")}
+
+
+def action_pg_restore(params: dict) -> dict:
+    """Restore ``dump`` into the database named by ``dsn_env`` (see the module docstring)."""
+    dump, marker = params["dump"], params["marker"]
+    pg_bin = params.get("pg_bin") or ""
+    log_path = params.get("log_path")
+    timeout = float(params.get("timeout_s") or 3600)
+    pg_restore = pg_tool(pg_bin, "pg_restore")
+    if not os.path.lexists(dump):
+        raise HostsideError(f"dump {dump} does not exist on this host; run the dump step first")
+    if dump_format_of(dump) is None:
+        raise HostsideError(f"{dump} is not a custom-format dump file nor a dump directory")
+    # A half-restored database must never look restored: the old marker goes first.
+    if os.path.lexists(marker):
+        os.unlink(marker)
+        dump_fsync(os.path.dirname(os.path.abspath(marker)))
+    # Read the whole dump back before touching the target: a corrupt dump changes nothing.
+    try:
+        run_tool([pg_restore, "--file=/dev/null", dump], log_path=log_path, timeout=timeout)
+    except HostsideError as error:
+        raise HostsideError(f"dump {dump} is unreadable, target untouched: {error}") from None
+    sha256, _ = dump_digest(dump)
+    safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
+    terminated, failures = 0, []
+    with pg_connect(params) as conn:
+        database = pg_current_database(conn)
+        target = f"{conn.info.host}:{conn.info.port}/{database}"
+        if params.get("terminate_backends", True):
+            terminated, failures = pg_terminate_others(conn)
+        if params.get("drop_schema"):
+            with conn.transaction():
+                conn.execute("DROP SCHEMA public CASCADE")
+                conn.execute("CREATE SCHEMA public")
+    argv = [
+        pg_restore,
+        "--no-owner",
+        "--no-acl",
+        "--clean",
+        "--if-exists",
+        "--exit-on-error",
+        "--single-transaction",
+        f"--dbname={safe_dsn}",
+        dump,
+    ]
+    try:
+        run_tool(argv, env=env, log_path=log_path, timeout=timeout)
+    except HostsideError as error:
+        hint = f" ({len(failures)} session(s) could not be terminated)" if failures else ""
+        raise HostsideError(
+            f"restore into {target} failed and was rolled back{hint}: {error}"
+        ) from None
+    with pg_connect(params) as conn:
+        problems = pg_sequence_problems(conn)
+    if log_path and (problems or failures):
+        lines = [f"sequence behind its column: {json.dumps(p, sort_keys=True)}" for p in problems]
+        lines += [f"session not terminated: {failure}" for failure in failures]
+        append_log(log_path, "turnout: checks after pg_restore", "\n".join(lines), 0)
+    record = {
+        "dump": dump,
+        "dump_sha256": sha256,
+        "target": target,
+        "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "dropped_schema": bool(params.get("drop_schema")),
+        "sequence_problems": problems,
+    }
+    marker_dir = os.path.dirname(os.path.abspath(marker))
+    os.makedirs(marker_dir, mode=0o700, exist_ok=True)
+    write_json_atomically(marker, record)
+    dump_fsync(marker_dir)
+    return {
+        **record,
+        "marker": marker,
+        "terminated_backends": terminated,
+        "not_terminated": failures,
+    }
