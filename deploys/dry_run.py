@@ -23,6 +23,7 @@ from pyinfra import host, state
 from pyinfra.operations import files
 
 from turnout.evidence import evidence_dir, run_timestamp
+from turnout.guard import require_release
 from turnout.operations import assets, db, evidence, http, validate
 from turnout.settings import SettingsError, load_settings
 
@@ -37,6 +38,13 @@ if not settings.assets_dir:
         "setting assets_dir must name the host directory mounted at asset_prefix "
         f"({settings.asset_prefix}); set it in group_data/ or with --data assets_dir=/srv/app/data"
     )
+
+if settings.drop_schema:
+    # Checked here, not only in the restore step: with -y pyinfra skips planning, and the steps
+    # before the restore would already have run when its guard refused.
+    if "prod" in host.groups:
+        raise SettingsError("setting drop_schema is for staging only; this host is in group prod")
+    require_release(host.data, "the restore with drop_schema (drops schema public on staging)")
 
 python = settings.hostside_python
 env_file = settings.env_file_path
