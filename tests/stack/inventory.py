@@ -10,7 +10,9 @@ import json
 import os
 from pathlib import Path
 
-STACK_DIR = Path(os.environ.get("TURNOUT_STACK_DIR", Path(__file__).resolve().parents[2] / ".stack"))
+STACK_DIR = Path(
+    os.environ.get("TURNOUT_STACK_DIR", Path(__file__).resolve().parents[2] / ".stack")
+)
 STACK = json.loads((STACK_DIR / "stack.json").read_text())
 
 
