@@ -34,7 +34,7 @@ def build(conn) -> None:
         "REFERENCES bench.parents (id), payload text)"
     )
     conn.execute(
-        "INSERT INTO bench.children SELECT i, 1 + i % %s, md5(i::text) "
+        "INSERT INTO bench.children SELECT i, 1 + i %% %s, md5(i::text) "
         "FROM generate_series(1, %s) AS i",
         (PARENTS, ROWS),
     )
