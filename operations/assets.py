@@ -74,7 +74,8 @@ def mirror(
         return
     deleting = " (--delete)" if delete else ""
     host.log(
-        f"Will mirror {source} to {dest}: {plan['add']} to add, {plan['change']} to change, "
+        f"Will mirror {source} to {dest}: {plan['add']} to add ({plan['add_files']} files), "
+        f"{plan['change']} to change ({plan['change_files']} files), "
         f"{plan['delete']} to delete{deleting}"
     )
     yield hostside_command(

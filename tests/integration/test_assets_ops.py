@@ -203,6 +203,8 @@ def test_mirror_plan_rerun_change_and_delete(stack: dict, root: Path) -> None:
         "change": 0,
         "delete": 0,
         "transfer_bytes": 15,
+        "add_files": 4,
+        "change_files": 0,
     }
     assert not dest.exists()  # planning changes nothing
     log = root / "rsync.log"
@@ -216,16 +218,18 @@ def test_mirror_plan_rerun_change_and_delete(stack: dict, root: Path) -> None:
 
     (source / "a" / "1.txt").write_text("one, edited")
     (dest / "extra.txt").write_text("only on the target")
+    # Files only: whether the target root's mtime (touched by extra.txt) counts as a change too
+    # depends on the clock's granularity.
     _, plan = rsync(stack, "rsync_plan", source, dest)
-    assert (plan["add"], plan["change"], plan["delete"]) == (0, 1, 0)
+    assert (plan["add"], plan["change_files"], plan["delete"]) == (0, 1, 0)
     _, plan = rsync(stack, "rsync_plan", source, dest, delete=True)
-    assert (plan["add"], plan["change"], plan["delete"]) == (0, 1, 1)
+    assert (plan["add"], plan["change_files"], plan["delete"]) == (0, 1, 1)
     result, done = rsync(stack, "rsync_mirror", source, dest, timeout_s=60)
-    assert (done["change"], done["delete"]) == (1, 0)
+    assert (done["change_files"], done["delete"]) == (1, 0)
     assert (dest / "extra.txt").exists()  # --delete only when asked
     result, done = rsync(stack, "rsync_mirror", source, dest, delete=True, timeout_s=60)
     assert result.returncode == 0, result.stderr
-    assert (done["change"], done["delete"]) == (0, 1)
+    assert (done["change_files"], done["delete"]) == (0, 1)
     assert not (dest / "extra.txt").exists()
 
 
@@ -295,7 +299,7 @@ def test_mirror_through_pyinfra_is_idempotent(stack: dict, root: Path) -> None:
 
     dry = deploy("--dry")
     assert dry.returncode == 0, dry.stdout[-3000:]
-    assert f"Will mirror {source} to {dest}: 16 to add, 0 to change, 0 to delete" in dry.stdout
+    assert f"Will mirror {source} to {dest}: 16 to add (" in dry.stdout
     assert not dest.exists()
     first = deploy("-y")
     assert first.returncode == 0, first.stdout[-3000:]

@@ -92,8 +92,12 @@ def test_dry_run_plans_concretely_and_changes_nothing(passing: dict) -> None:
     text = dry.stdout
     assert "Will dump app at 127.0.0.1:" in text
     assert "Will restore" in text
-    mirror = re.search(r"Will mirror \S+ to \S+: (\d+) to add, \d+ to change, 0 to delete", text)
-    assert mirror and int(mirror.group(1)) >= int(SEED_ROWS) * 3  # files, plus their dirs
+    mirror = re.search(
+        r"Will mirror \S+ to \S+: \d+ to add \((\d+) files\), "
+        r"\d+ to change \(0 files\), 0 to delete",
+        text,
+    )
+    assert mirror and int(mirror.group(1)) == int(SEED_ROWS) * 3, text
     assert "Will validate row counts" in text
 
 
@@ -279,6 +283,11 @@ def test_drop_schema_released_restores_everything(
 ) -> None:
     with superuser(seeded, "staging") as conn:
         conn.execute("CREATE TABLE public.stray (id int)")
+    plan = rehearsal("drop_schema=true", "i_know_what_im_doing=true", timestamp="dropped", dry=True)
+    outputs.append(plan.stdout)
+    assert re.search(r"drop schema public first: removes \d+ tables, ~?\d+ rows", plan.stdout), (
+        plan.stdout[-3000:]
+    )
     with ArgvWatcher() as watcher:
         result = rehearsal("drop_schema=true", "i_know_what_im_doing=true", timestamp="dropped")
     outputs.append(result.stdout)

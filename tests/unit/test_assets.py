@@ -178,6 +178,8 @@ def test_parse_first_run() -> None:
         "change": 0,
         "delete": 0,
         "transfer_bytes": 6,
+        "add_files": 2,
+        "change_files": 0,
     }
 
 
@@ -189,6 +191,8 @@ def test_parse_changes_and_deletes() -> None:
         "change": 2,
         "delete": 3,
         "transfer_bytes": 8123456789,
+        "add_files": 2,
+        "change_files": 1,
     }
 
 
@@ -275,5 +279,7 @@ def test_shipped_plan_runs_rsync(tmp_path: Path) -> None:
         "change": 0,
         "delete": 0,
         "transfer_bytes": 5,
+        "add_files": 1,
+        "change_files": 0,
     }
     assert not (tmp_path / "dst").exists()

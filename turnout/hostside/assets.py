@@ -298,19 +298,30 @@ def rsync_is_remote(location: str) -> bool:
 def rsync_parse(output: str) -> dict:
     """Counts from ``rsync -a --itemize-changes --stats --no-human-readable`` output:
     ``source_entries`` (entries of the source, its root excluded), ``add`` (new files,
-    directories, links…), ``change`` (content or attributes), ``delete``, ``transfer_bytes``."""
-    counts = {"source_entries": 0, "add": 0, "change": 0, "delete": 0, "transfer_bytes": 0}
+    directories, links…), ``change`` (content or attributes), ``delete``, ``transfer_bytes``;
+    ``add_files`` and ``change_files`` count the regular files among them."""
+    counts = {
+        "source_entries": 0,
+        "add": 0,
+        "change": 0,
+        "delete": 0,
+        "transfer_bytes": 0,
+        "add_files": 0,
+        "change_files": 0,
+    }
     for line in output.splitlines():
         if RSYNC_DELETE_RE.match(line):
             counts["delete"] += 1
             continue
         item = RSYNC_ITEM_RE.match(line)
         if item:
-            update, attributes = item.group(1), item.group(3)
+            update, kind, attributes = item.group(1), item.group(2), item.group(3)
             if attributes == "+" * 9:
                 counts["add"] += 1
+                counts["add_files"] += kind == "f"
             elif update != "." or attributes.strip(" ."):
                 counts["change"] += 1
+                counts["change_files"] += kind == "f"
             continue
         files = RSYNC_FILES_RE.match(line)
         if files:
