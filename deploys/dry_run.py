@@ -23,8 +23,11 @@ from pyinfra import host, state
 from pyinfra.operations import files
 
 from turnout.evidence import evidence_dir, run_timestamp
+from turnout.facts.dump import DumpInfo
+from turnout.facts.postgres import PostgresServer, RowCounts
 from turnout.guard import require_release
 from turnout.operations import assets, db, evidence, http, validate
+from turnout.preflight import PreflightError, require
 from turnout.settings import SettingsError, load_settings
 
 settings = load_settings(host.data)
@@ -49,6 +52,36 @@ if settings.drop_schema:
 python = settings.hostside_python
 env_file = settings.env_file_path
 run_dir = evidence_dir(settings.evidence_root, "dry_run", run_timestamp(settings, state))
+
+# Pre-flight, before anything is planned or run: both databases answer, the tables asked for
+# exist, a given dump is a dump, the assets source exists.
+for role, dsn_env in (("source", settings.source_dsn_env), ("target", settings.target_dsn_env)):
+    require(
+        host.get_fact(PostgresServer, dsn_env=dsn_env, env_file=env_file, python=python),
+        f"connect to the {role} database ({dsn_env})",
+    )
+if settings.tables:
+    require(
+        host.get_fact(
+            RowCounts,
+            dsn_env=settings.source_dsn_env,
+            env_file=env_file,
+            tables=list(settings.tables),
+            timeout_ms=1,
+            python=python,
+        ),
+        "find the tables to validate in the source",
+    )
+if settings.dump_path:
+    given = require(
+        host.get_fact(DumpInfo, path=settings.dump_path, python=python),
+        f"read the dump {settings.dump_path}",
+    )
+    if not given["exists"] or not given.get("format"):
+        raise PreflightError(
+            f"dump_path {settings.dump_path} is not a pg_dump custom file or directory on the "
+            "host; nothing was changed"
+        )
 state_dir = f"{settings.evidence_root}/state"
 
 evidence.directory(name="Evidence directory", path=run_dir, python=python)

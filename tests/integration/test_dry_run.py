@@ -309,3 +309,38 @@ def test_no_secret_anywhere(
         for form in {secret, urllib.parse.quote(secret, safe="")}:
             assert not [t for t in texts if form in t]
     assert os.environ.get("PGPASSWORD") is None
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            ("source_dsn_env=BAD_SOURCE_URL",),
+            "cannot connect to the source database (BAD_SOURCE_URL)",
+        ),
+        (("tables=public.users,public.nope",), "table public.nope does not exist in app"),
+        (("dump_path=/nonexistent/source.dump",), "is not a pg_dump custom file or directory"),
+        (("source_dsn_env=UNSET_URL",), "UNSET_URL is not set in the environment or"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_changes_nothing(
+    seeded: dict, passing: dict, outputs: list[str], data: tuple, reason: str
+) -> None:
+    env_file = Path(seeded["hosts"]["staging"]["env_file"])
+    original = env_file.read_text()
+    wrong = "Wrong-Canary-Pw-31337"
+    port = seeded["pg"]["source"]["port"]
+    env_file.write_text(
+        original + f"BAD_SOURCE_URL=postgresql+psycopg://app:{wrong}@127.0.0.1:{port}/app\n"
+    )
+    before = staging_fingerprint(seeded)
+    try:
+        result = rehearsal(*data, timestamp="bad-input")
+    finally:
+        env_file.write_text(original)
+    outputs.append(result.stdout)
+    assert result.returncode != 0
+    assert reason in result.stdout and "nothing was changed" in result.stdout
+    assert "Traceback" not in result.stdout and wrong not in result.stdout
+    assert staging_fingerprint(seeded) == before
+    assert not run_dir(seeded, "bad-input").exists()

@@ -1,0 +1,24 @@
+"""Pre-flight checks a deploy makes while it loads, before any operation is planned or run.
+
+A problem found here stops the run with one sentence and a non-zero exit, even with ``-y``
+(which skips planning): nothing has been changed yet, not even the evidence directory.
+
+    from turnout.preflight import require
+    require(host.get_fact(PostgresServer, dsn_env="DATABASE_URL", env_file=env_file),
+            "connect to the target (DATABASE_URL)")
+"""
+
+from pyinfra.api.exceptions import PyinfraError
+
+
+class PreflightError(PyinfraError):
+    """An input the run cannot work with; pyinfra prints the message without a traceback."""
+
+
+def require(result: dict, what: str) -> dict:
+    """A host-side fact's result, or ``PreflightError("cannot <what>: <reason>; nothing was
+    changed")``."""
+    if not result.get("ok"):
+        reason = result.get("error", "no answer from the host")
+        raise PreflightError(f"cannot {what}: {reason}; nothing was changed")
+    return result
