@@ -5,6 +5,7 @@ from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.assets import RsyncPlan
+from turnout.failures import stop
 from turnout.remote import hostside_command
 
 
@@ -63,31 +64,39 @@ def mirror(
             log_path="/var/lib/turnout/evidence/dry_run/20261123T120000Z/logs/rsync.log",
         )
     """
-    plan = host.get_fact(
-        RsyncPlan, source=source, dest=dest, delete=delete, excludes=list(excludes), python=python
-    )
-    refusal = mirror_refusal(plan, source, dest, delete, max_delete)
-    if refusal:
-        raise OperationError(refusal)
-    if plan["add"] == 0 and plan["change"] == 0 and plan["delete"] == 0:
-        host.noop(f"{dest} already mirrors {source}")
-        return
-    deleting = " (--delete)" if delete else ""
-    host.log(
-        f"Will mirror {source} to {dest}: {plan['add']} to add ({plan['add_files']} files), "
-        f"{plan['change']} to change ({plan['change_files']} files), "
-        f"{plan['delete']} to delete{deleting}"
-    )
-    yield hostside_command(
-        "rsync_mirror",
-        {
-            "source": source,
-            "dest": dest,
-            "delete": delete,
-            "excludes": list(excludes),
-            "max_delete": max_delete,
-            "log_path": log_path,
-            "timeout_s": timeout_s,
-        },
-        python=python,
-    )
+    try:
+        plan = host.get_fact(
+            RsyncPlan,
+            source=source,
+            dest=dest,
+            delete=delete,
+            excludes=list(excludes),
+            python=python,
+        )
+        refusal = mirror_refusal(plan, source, dest, delete, max_delete)
+        if refusal:
+            raise OperationError(refusal)
+        if plan["add"] == 0 and plan["change"] == 0 and plan["delete"] == 0:
+            host.noop(f"{dest} already mirrors {source}")
+            return
+        deleting = " (--delete)" if delete else ""
+        host.log(
+            f"Will mirror {source} to {dest}: {plan['add']} to add ({plan['add_files']} files), "
+            f"{plan['change']} to change ({plan['change_files']} files), "
+            f"{plan['delete']} to delete{deleting}"
+        )
+        yield hostside_command(
+            "rsync_mirror",
+            {
+                "source": source,
+                "dest": dest,
+                "delete": delete,
+                "excludes": list(excludes),
+                "max_delete": max_delete,
+                "log_path": log_path,
+                "timeout_s": timeout_s,
+            },
+            python=python,
+        )
+    except OperationError as error:
+        yield from stop(error)

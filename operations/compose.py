@@ -5,6 +5,7 @@ from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.compose import ComposeServices, compose_command
+from turnout.failures import stop
 
 
 def stale_services(compose: dict, services: list[str] | None) -> dict[str, str]:
@@ -57,29 +58,32 @@ def up(
             project="app",
         )
     """
-    where = {
-        "env_file": env_file,
-        "compose_file": compose_file,
-        "project": project,
-        "docker_bin": docker_bin,
-    }
-    compose = host.get_fact(ComposeServices, **where)
-    if not compose["ok"]:
-        raise OperationError(compose["error"])
-    stale = stale_services(compose, services)
-    if not stale:
-        host.noop(
-            "compose services running with the current configuration: "
-            + ", ".join(services or sorted(compose["expected"]))
+    try:
+        where = {
+            "env_file": env_file,
+            "compose_file": compose_file,
+            "project": project,
+            "docker_bin": docker_bin,
+        }
+        compose = host.get_fact(ComposeServices, **where)
+        if not compose["ok"]:
+            raise OperationError(compose["error"])
+        stale = stale_services(compose, services)
+        if not stale:
+            host.noop(
+                "compose services running with the current configuration: "
+                + ", ".join(services or sorted(compose["expected"]))
+            )
+            return
+        host.log("Will bring up: " + ", ".join(f"{s} ({why})" for s, why in sorted(stale.items())))
+        yield compose_command(
+            "up",
+            "--detach",
+            "--wait",
+            "--wait-timeout",
+            str(wait_timeout),
+            *(services or []),
+            **where,
         )
-        return
-    host.log("Will bring up: " + ", ".join(f"{s} ({why})" for s, why in sorted(stale.items())))
-    yield compose_command(
-        "up",
-        "--detach",
-        "--wait",
-        "--wait-timeout",
-        str(wait_timeout),
-        *(services or []),
-        **where,
-    )
+    except OperationError as error:
+        yield from stop(error)

@@ -11,6 +11,7 @@ from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.dump import DumpInfo, RestoreMarker
 from turnout.facts.postgres import PostgresServer, RowCounts, TableSizes
+from turnout.failures import stop
 from turnout.guard import require_release
 from turnout.remote import hostside_command
 
@@ -88,73 +89,78 @@ def dump(
             log_path="/var/lib/turnout/evidence/dry_run/demo/logs/dump.log",
         )
     """
-    if format not in DUMP_FORMATS:
-        raise OperationError(f"dump format must be custom or directory, got {format!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise OperationError(f"dump jobs must be a positive integer, got {jobs!r}")
-    if not isinstance(dest, str) or not dest.startswith("/"):
-        raise OperationError(f"dump destination must be an absolute path, got {dest!r}")
+    try:
+        if format not in DUMP_FORMATS:
+            raise OperationError(f"dump format must be custom or directory, got {format!r}")
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise OperationError(f"dump jobs must be a positive integer, got {jobs!r}")
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            raise OperationError(f"dump destination must be an absolute path, got {dest!r}")
 
-    existing = _fact(
-        host.get_fact(DumpInfo, path=dest, verify=True, pg_bin=pg_bin, python=python),
-        f"the dump at {dest}",
-    )
-    replacing = ""
-    if existing["exists"] and existing["format"] is None:
-        raise OperationError(
-            f"{dest} exists and is not a pg_dump archive; remove it or choose another dest"
+        existing = _fact(
+            host.get_fact(DumpInfo, path=dest, verify=True, pg_bin=pg_bin, python=python),
+            f"the dump at {dest}",
         )
-    if existing["exists"]:
-        if existing.get("complete") and existing["format"] == format:
-            host.noop(
-                f"{dest} is a complete {format} dump (sha256:{existing['sha256'][:12]}, "
-                f"{existing['tables']} tables)"
-            )
-            return
-        if existing.get("complete"):
+        replacing = ""
+        if existing["exists"] and existing["format"] is None:
             raise OperationError(
-                f"{dest} already holds a complete {existing['format']} dump, not {format}; "
-                "remove it or choose another dest"
+                f"{dest} exists and is not a pg_dump archive; remove it or choose another dest"
             )
-        replacing = f", replacing the incomplete dump there ({existing.get('problem')})"
+        if existing["exists"]:
+            if existing.get("complete") and existing["format"] == format:
+                host.noop(
+                    f"{dest} is a complete {format} dump (sha256:{existing['sha256'][:12]}, "
+                    f"{existing['tables']} tables)"
+                )
+                return
+            if existing.get("complete"):
+                raise OperationError(
+                    f"{dest} already holds a complete {existing['format']} dump, not {format}; "
+                    "remove it or choose another dest"
+                )
+            replacing = f", replacing the incomplete dump there ({existing.get('problem')})"
 
-    server = _server(dsn_env, env_file, python)
-    counts = _fact(
-        host.get_fact(
-            RowCounts,
-            dsn_env=dsn_env,
-            env_file=env_file,
-            tables=None,
-            timeout_ms=PLAN_COUNT_TIMEOUT_MS,
+        server = _server(dsn_env, env_file, python)
+        counts = _fact(
+            host.get_fact(
+                RowCounts,
+                dsn_env=dsn_env,
+                env_file=env_file,
+                tables=None,
+                timeout_ms=PLAN_COUNT_TIMEOUT_MS,
+                python=python,
+            ),
+            f"the row counts of {server['database']}",
+        )
+        sizes = _fact(
+            host.get_fact(
+                TableSizes, dsn_env=dsn_env, env_file=env_file, tables=None, python=python
+            ),
+            f"the table sizes of {server['database']}",
+        )
+        tables, rows, _ = row_total(counts)
+        size = human_bytes(sum(t["total_bytes"] for t in sizes["tables"].values()))
+        how = format if format == "custom" else f"directory ({jobs} jobs)"
+        host.log(
+            f"Will dump {server['database']} at {server['host']}:{server['port']} "
+            f"({tables} tables, ~{rows} rows, {size}) as {how} to {dest}{replacing}"
+        )
+        yield hostside_command(
+            "pg_dump",
+            {
+                "dsn_env": dsn_env,
+                "env_file": env_file,
+                "format": format,
+                "jobs": jobs,
+                "dest": dest,
+                "log_path": log_path,
+                "timeout_s": timeout_s,
+                "pg_bin": pg_bin,
+            },
             python=python,
-        ),
-        f"the row counts of {server['database']}",
-    )
-    sizes = _fact(
-        host.get_fact(TableSizes, dsn_env=dsn_env, env_file=env_file, tables=None, python=python),
-        f"the table sizes of {server['database']}",
-    )
-    tables, rows, _ = row_total(counts)
-    size = human_bytes(sum(t["total_bytes"] for t in sizes["tables"].values()))
-    how = format if format == "custom" else f"directory ({jobs} jobs)"
-    host.log(
-        f"Will dump {server['database']} at {server['host']}:{server['port']} "
-        f"({tables} tables, ~{rows} rows, {size}) as {how} to {dest}{replacing}"
-    )
-    yield hostside_command(
-        "pg_dump",
-        {
-            "dsn_env": dsn_env,
-            "env_file": env_file,
-            "format": format,
-            "jobs": jobs,
-            "dest": dest,
-            "log_path": log_path,
-            "timeout_s": timeout_s,
-            "pg_bin": pg_bin,
-        },
-        python=python,
-    )
+        )
+    except OperationError as error:
+        yield from stop(error)
 
 
 @operation()
@@ -205,61 +211,64 @@ def restore(
             log_path="/var/lib/turnout/evidence/dry_run/demo/logs/restore.log",
         )
     """
-    if drop_schema:
-        if "prod" in host.groups:
-            raise OperationError(
-                f"refusing restore with drop_schema on {host.name}: drop_schema is for staging "
-                "only (this host is in the prod group); restore without drop_schema"
-            )
-        require_release(host.data, "restore with drop_schema")
+    try:
+        if drop_schema:
+            if "prod" in host.groups:
+                raise OperationError(
+                    f"refusing restore with drop_schema on {host.name}: drop_schema is for staging "
+                    "only (this host is in the prod group); restore without drop_schema"
+                )
+            require_release(host.data, "restore with drop_schema")
 
-    info = _fact(
-        host.get_fact(DumpInfo, path=dump, verify=False, pg_bin=pg_bin, python=python),
-        f"the dump at {dump}",
-    )
-    if info["exists"] and info["format"] is None:
-        raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
-    done = _fact(host.get_fact(RestoreMarker, marker=marker, python=python), f"marker {marker}")
-    if info["exists"] and done["dump_sha256"] == info["sha256"]:
-        host.noop(f"already restored from dump sha256:{info['sha256'][:12]} (marker {marker})")
-        return
-
-    server = _server(dsn_env, env_file, python)
-    if info["exists"]:
-        what = f"dump sha256:{info['sha256'][:12]} ({info['tables']} tables)"
-    else:
-        what = f"the dump made by the dump step ({dump})"
-    plan = f"Will restore {what} into {server['database']} at {server['host']}:{server['port']}"
-    if drop_schema:
-        counts = _fact(
-            host.get_fact(
-                RowCounts,
-                dsn_env=dsn_env,
-                env_file=env_file,
-                tables=None,
-                timeout_ms=PLAN_COUNT_TIMEOUT_MS,
-                python=python,
-            ),
-            f"the row counts of {server['database']}",
+        info = _fact(
+            host.get_fact(DumpInfo, path=dump, verify=False, pg_bin=pg_bin, python=python),
+            f"the dump at {dump}",
         )
-        tables, rows, exact = row_total(counts, prefix="public.")
-        approx = "" if exact else "~"
-        plan += f"; drop schema public first: removes {tables} tables, {approx}{rows} rows"
-    if terminate_backends:
-        plan += f"; other sessions on {server['database']} are terminated first"
-    host.log(plan)
-    yield hostside_command(
-        "pg_restore",
-        {
-            "dump": dump,
-            "dsn_env": dsn_env,
-            "env_file": env_file,
-            "drop_schema": drop_schema,
-            "marker": marker,
-            "log_path": log_path,
-            "timeout_s": timeout_s,
-            "terminate_backends": terminate_backends,
-            "pg_bin": pg_bin,
-        },
-        python=python,
-    )
+        if info["exists"] and info["format"] is None:
+            raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
+        done = _fact(host.get_fact(RestoreMarker, marker=marker, python=python), f"marker {marker}")
+        if info["exists"] and done["dump_sha256"] == info["sha256"]:
+            host.noop(f"already restored from dump sha256:{info['sha256'][:12]} (marker {marker})")
+            return
+
+        server = _server(dsn_env, env_file, python)
+        if info["exists"]:
+            what = f"dump sha256:{info['sha256'][:12]} ({info['tables']} tables)"
+        else:
+            what = f"the dump made by the dump step ({dump})"
+        plan = f"Will restore {what} into {server['database']} at {server['host']}:{server['port']}"
+        if drop_schema:
+            counts = _fact(
+                host.get_fact(
+                    RowCounts,
+                    dsn_env=dsn_env,
+                    env_file=env_file,
+                    tables=None,
+                    timeout_ms=PLAN_COUNT_TIMEOUT_MS,
+                    python=python,
+                ),
+                f"the row counts of {server['database']}",
+            )
+            tables, rows, exact = row_total(counts, prefix="public.")
+            approx = "" if exact else "~"
+            plan += f"; drop schema public first: removes {tables} tables, {approx}{rows} rows"
+        if terminate_backends:
+            plan += f"; other sessions on {server['database']} are terminated first"
+        host.log(plan)
+        yield hostside_command(
+            "pg_restore",
+            {
+                "dump": dump,
+                "dsn_env": dsn_env,
+                "env_file": env_file,
+                "drop_schema": drop_schema,
+                "marker": marker,
+                "log_path": log_path,
+                "timeout_s": timeout_s,
+                "terminate_backends": terminate_backends,
+                "pg_bin": pg_bin,
+            },
+            python=python,
+        )
+    except OperationError as error:
+        yield from stop(error)

@@ -6,6 +6,7 @@ from pyinfra.api.exceptions import OperationError
 
 from turnout.evidence import EVIDENCE_SUBDIRS
 from turnout.facts.evidence import EvidenceDirectory
+from turnout.failures import stop
 from turnout.remote import hostside_command
 
 
@@ -27,18 +28,21 @@ def directory(path: str, python: str = "python3"):
             path="/var/lib/turnout/evidence/dry_run/20261123T120000Z",
         )
     """
-    wanted = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
-    state = host.get_fact(EvidenceDirectory, path=path, python=python)
-    if not state.get("ok"):
-        raise OperationError(f"cannot inspect evidence directory {path}: {state.get('error')}")
-    entries = state["paths"]
-    missing = [p for p in wanted if entries.get(p) != {"type": "dir", "mode": "0700"}]
-    if not missing:
-        host.noop(f"evidence directory {path} exists (0700)")
-        return
-    absent = [p.removeprefix(path).lstrip("/") or "." for p in missing]
-    host.log(f"Will create evidence directory {path} (0700): " + ", ".join(absent))
-    yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"}, python=python)
+    try:
+        wanted = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
+        state = host.get_fact(EvidenceDirectory, path=path, python=python)
+        if not state.get("ok"):
+            raise OperationError(f"cannot inspect evidence directory {path}: {state.get('error')}")
+        entries = state["paths"]
+        missing = [p for p in wanted if entries.get(p) != {"type": "dir", "mode": "0700"}]
+        if not missing:
+            host.noop(f"evidence directory {path} exists (0700)")
+            return
+        absent = [p.removeprefix(path).lstrip("/") or "." for p in missing]
+        host.log(f"Will create evidence directory {path} (0700): " + ", ".join(absent))
+        yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"}, python=python)
+    except OperationError as error:
+        yield from stop(error)
 
 
 @operation()

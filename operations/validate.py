@@ -10,12 +10,13 @@ import io
 import json
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import operation
 from pyinfra.operations import files
 
 from turnout.dsn import redact
 from turnout.facts.assets import AssetSample
 from turnout.facts.postgres import Extensions, Orphans, RowCounts
+from turnout.failures import fail_command
 from turnout.validation import (
     asset_failures,
     compare_counts,
@@ -42,12 +43,6 @@ def unobservable(step: str, record: str, problems: list[str]):
         return
     host.log(f"(not observable before the earlier steps run: {problems[0]})")
     yield from record_report(record, {"step": step, "verdict": "pending", "failures": []}, [])
-
-
-def fail_command(failures: list[str]) -> StringCommand:
-    """A command that fails the step, printing the first reason (and how many more) on stderr."""
-    more = f" (and {len(failures) - 1} more, see the report)" if len(failures) > 1 else ""
-    return StringCommand("echo", QuoteString(f"turnout: {failures[0]}{more}"), ">&2;", "exit 1")
 
 
 def record_report(record: str, report: dict, failures: list[str]):

@@ -291,3 +291,23 @@ def test_nothing_listens_beyond_loopback(stack: dict, first_run) -> None:
     # started too, unused by its app).
     assert set(seen) == ports
     assert all(addresses <= {"127.0.0.1"} for addresses in seen.values()), seen
+
+
+def test_failure_while_executing_is_one_line(first_run, outputs: list[str]) -> None:
+    """With -y pyinfra skips planning: an operation's error surfaces while executing, and still
+    reads as one line without a traceback."""
+    result = run_pyinfra(
+        "-y",
+        "--limit",
+        "stack-staging",
+        "tests/stack/inventory.py",
+        "deploys/app_up.py",
+        "--data",
+        f"evidence_timestamp={TIMESTAMP}",
+        "--data",
+        "compose_file=/nonexistent/c.yml",
+    )
+    outputs.append(result.stdout)
+    assert result.returncode != 0
+    assert "turnout: docker compose ps failed" in result.stdout
+    assert "Traceback" not in result.stdout
