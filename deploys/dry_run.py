@@ -121,6 +121,7 @@ if settings.rsync_source:
         source=settings.rsync_source,
         dest=settings.assets_dir,
         delete=settings.rsync_delete,
+        rsh=settings.rsync_rsh,
         log_path=f"{run_dir}/logs/rsync.log",
         python=python,
     )

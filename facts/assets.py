@@ -81,7 +81,14 @@ class RsyncPlan(HostsideFact):
         dest: str,
         delete: bool = False,
         excludes: list[str] | tuple[str, ...] = (),
+        rsh: str | None = None,
         python: str = "python3",
     ) -> StringCommand:
-        params = {"source": source, "dest": dest, "delete": delete, "excludes": list(excludes)}
+        params = {
+            "source": source,
+            "dest": dest,
+            "delete": delete,
+            "excludes": list(excludes),
+            "rsh": rsh,
+        }
         return hostside_command("rsync_plan", params, python=python)

@@ -91,6 +91,8 @@ drop_schema = False
 rsync_source = None
 # Pass --delete to rsync (only when explicitly asked).
 rsync_delete = False
+# Remote shell for a host:path rsync source, e.g. "ssh -p 2222" (default: plain ssh).
+rsync_rsh = None
 # Migrate Redis too (off unless explicitly asked).
 migrate_redis = False
 # Fixed work directory so dumps and temporaries are kept for audit; None uses a temporary one.

@@ -33,6 +33,7 @@ def mirror(
     delete: bool = False,
     excludes: tuple[str, ...] | list[str] = (),
     max_delete: int | None = None,
+    rsh: str | None = None,
     log_path: str | None = None,
     timeout_s: float = 3600,
     python: str = "python3",
@@ -49,6 +50,8 @@ def mirror(
     + delete: delete what ``dest`` holds and ``source`` does not (``rsync --delete``)
     + excludes: rsync patterns left alone on both sides
     + max_delete: the most entries one run may delete (None: no limit)
+    + rsh: the remote shell for a ``host:path`` source, e.g. ``ssh -p 2222 -o
+      StrictHostKeyChecking=yes`` (``-o BatchMode=yes`` is always added; default ``ssh``)
     + log_path: where rsync's redacted output is appended (``<evidence>/logs/rsync.log``)
     + timeout_s: watchdog for the transfer, in seconds
     + python: the host's Python
@@ -71,6 +74,7 @@ def mirror(
             dest=dest,
             delete=delete,
             excludes=list(excludes),
+            rsh=rsh,
             python=python,
         )
         refusal = mirror_refusal(plan, source, dest, delete, max_delete)
@@ -93,6 +97,7 @@ def mirror(
                 "delete": delete,
                 "excludes": list(excludes),
                 "max_delete": max_delete,
+                "rsh": rsh,
                 "log_path": log_path,
                 "timeout_s": timeout_s,
             },

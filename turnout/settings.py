@@ -127,6 +127,8 @@ class Settings:
     rsync_source: str | None = None
     # Pass --delete to rsync (only when explicitly asked).
     rsync_delete: bool = False
+    # Remote shell for a host:path rsync source, e.g. "ssh -p 2222" (default: plain ssh).
+    rsync_rsh: str | None = None
     # Migrate Redis too (off unless explicitly asked).
     migrate_redis: bool = False
     # Fixed work directory so dumps and temporaries are kept for audit; None uses a temporary one.
@@ -491,6 +493,7 @@ _RULES: dict[str, tuple[_Validator, str]] = {
     "drop_schema": (_bool, "false"),
     "rsync_source": (_rsync_source, "backup@source:/srv/app/.data/"),
     "rsync_delete": (_bool, "false"),
+    "rsync_rsh": (_single_line, "'ssh -p 2222'"),
     "migrate_redis": (_bool, "false"),
     "work_dir": (_abs_path, "/var/lib/turnout/work"),
     "batch_size": (_positive_int, "5000"),

@@ -372,3 +372,33 @@ def test_bad_input_is_one_sentence_and_changes_nothing(
     assert "Traceback" not in result.stdout and wrong not in result.stdout
     assert staging_fingerprint(seeded) == before
     assert not run_dir(seeded, "bad-input").exists()
+
+
+def test_assets_pulled_over_ssh_from_a_remote_source(
+    seeded: dict, passing: dict, outputs: list[str]
+) -> None:
+    """rsync's ``host:path`` source for real: staging pulls the assets from the stack's prod SSH
+    host over ssh, with that host's key pinned, into a fresh assets directory."""
+    ssh = seeded["ssh"]
+    fresh = Path(seeded["dir"]) / "hosts" / "staging" / "data" / "assets-over-ssh"
+    rsh = (
+        f"ssh -p {ssh['hosts']['prod']['port']} -i {ssh['client_key']} "
+        f"-o UserKnownHostsFile={ssh['known_hosts']} -o StrictHostKeyChecking=yes"
+    )
+    data = (
+        given_dump(seeded),
+        f"rsync_source=root@127.0.0.1:{seeded['source']['assets_dir']}",
+        f"rsync_rsh={rsh}",
+        f"assets_dir={fresh}",
+        "asset_sample_size=600",
+    )
+    result = rehearsal(*data, timestamp="over-ssh")
+    outputs.append(result.stdout)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len([p for p in fresh.rglob("*") if p.is_file()]) == int(SEED_ROWS) * 3
+    report = json.loads(
+        (run_dir(seeded, "over-ssh") / "outputs" / "validate_assets.json").read_text()
+    )
+    assert report["verdict"] == "pass" and report["checked"] == int(SEED_ROWS) * 3
+    again = rehearsal(*data, timestamp="over-ssh")
+    assert again.returncode == 0 and changes(again.stdout) == 0

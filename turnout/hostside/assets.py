@@ -401,7 +401,11 @@ def rsync_options(params: dict) -> dict:
         isinstance(max_delete, bool) or not isinstance(max_delete, int) or max_delete < 0
     ):
         raise HostsideError(f"max_delete must be a non-negative integer or null: {max_delete!r}")
+    rsh = params.get("rsh")
+    if rsh is not None and (not isinstance(rsh, str) or any(ord(char) < 32 for char in rsh)):
+        raise HostsideError(f"rsh must be one line of text or null, got {rsh!r}")
     return {
+        "rsh": rsh,
         "source": source,
         "src": source.rstrip("/") + "/" if source.rstrip("/") else "/",
         "dest": dest,
@@ -437,6 +441,8 @@ def rsync_run(options: dict, dry_run: bool, log_path: str | None, timeout: float
     argv += ["--", options["src"], options["dst"]]
     env = {**os.environ, "LC_ALL": "C"}
     # A remote source must never wait for a password on a terminal.
+    if options["rsh"]:
+        env["RSYNC_RSH"] = f"{options['rsh']} -o BatchMode=yes"
     env.setdefault("RSYNC_RSH", "ssh -o BatchMode=yes")
     output = run_tool(
         argv, env=env, log_path=log_path, timeout=timeout, ok_codes=(0, *RSYNC_PARTIAL_CODES)
