@@ -16,5 +16,6 @@ it), no ``from __future__``, no ``if __name__ == "__main__"`` block except in ``
 shipped module); imports of turnout modules only under ``if __name__ != "__main__":`` — shipped,
 the modules before define those names, and the program must never mix in an installed turnout.
 
-    python -m turnout.hostside.main http_health '{"url": "http://127.0.0.1:18080/api/v1/health"}'
+    python -c 'from turnout.remote import hostside_command as c
+    print(c("path_modes", {"paths": ["/tmp"]}).get_raw_value())' | sh
 """

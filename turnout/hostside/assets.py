@@ -11,7 +11,8 @@ Paths stored in the database are container paths under ``prefix`` (``/app/.data/
 to ``assets_dir + path[len(prefix):]``. A path with a ``..`` segment is never mapped (it could
 escape ``assets_dir``): it counts as outside the prefix.
 
-    python -m turnout.hostside.main rsync_plan '{"source": "/srv/old", "dest": "/srv/new"}'
+    python -c 'from turnout.remote import hostside_command as c
+    print(c("rsync_plan", {"source": "/srv/old", "dest": "/srv/new"}).get_raw_value())' | sh
 """
 
 import os

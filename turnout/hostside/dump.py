@@ -11,7 +11,8 @@
 
 Passwords reach pg_dump/pg_restore only through the child's environment (``libpq_child``).
 
-    python -m turnout.hostside.main dump_info '{"path": "/var/backups/app.dump", "verify": true}'
+    python -c 'from turnout.remote import hostside_command as c
+    print(c("dump_info", {"path": "/var/backups/app.dump", "verify": True}).get_raw_value())' | sh
 """
 
 import hashlib

@@ -1,6 +1,7 @@
 """The host-side program's entry point: the action tables and ``main``. Shipped last.
 
-python -m turnout.hostside.main path_modes '{"paths": ["/tmp"]}'
+python -c 'from turnout.remote import hostside_command as c
+print(c("path_modes", {"paths": ["/tmp"]}).get_raw_value())' | sh
 """
 
 import json

@@ -5,7 +5,8 @@ Facts (always exit 0): ``postgres_server``, ``row_counts``, ``orphans``, ``const
 everywhere; a name given without a schema means ``public``. Identifiers reach SQL only through
 ``psycopg.sql.Identifier``; bulk work (counts, orphan anti-joins) runs on the server.
 
-    python -m turnout.hostside.main row_counts '{"dsn_env": "DATABASE_URL", "tables": ["users"]}'
+    python -c 'from turnout.remote import hostside_command as c
+    print(c("row_counts", {"dsn_env": "DATABASE_URL", "tables": ["users"]}).get_raw_value())' | sh
 """
 
 if __name__ != "__main__":
