@@ -11,7 +11,7 @@ from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.dump import DumpInfo, RestoreMarker
 from turnout.facts.postgres import PostgresServer, RowCounts, TableSizes
-from turnout.failures import stop
+from turnout.failures import require_fact, stop
 from turnout.guard import require_release
 from turnout.remote import hostside_command
 
@@ -38,15 +38,9 @@ def row_total(counts: dict, prefix: str = "") -> tuple[int, int, bool]:
     return len(tables), rows, all(c["exact"] for c in tables.values())
 
 
-def _fact(fact: dict, what: str) -> dict:
-    if not fact.get("ok"):
-        raise OperationError(f"cannot read {what}: {fact.get('error')}")
-    return fact
-
-
 def _server(dsn_env: str, env_file: str | None, python: str) -> dict:
     server = host.get_fact(PostgresServer, dsn_env=dsn_env, env_file=env_file, python=python)
-    return _fact(server, f"the database of {dsn_env}")
+    return require_fact(server, f"read the database of {dsn_env}")
 
 
 @operation()
@@ -97,9 +91,9 @@ def dump(
         if not isinstance(dest, str) or not dest.startswith("/"):
             raise OperationError(f"dump destination must be an absolute path, got {dest!r}")
 
-        existing = _fact(
+        existing = require_fact(
             host.get_fact(DumpInfo, path=dest, verify=True, pg_bin=pg_bin, python=python),
-            f"the dump at {dest}",
+            f"read the dump at {dest}",
         )
         replacing = ""
         if existing["exists"] and existing["format"] is None:
@@ -121,7 +115,7 @@ def dump(
             replacing = f", replacing the incomplete dump there ({existing.get('problem')})"
 
         server = _server(dsn_env, env_file, python)
-        counts = _fact(
+        counts = require_fact(
             host.get_fact(
                 RowCounts,
                 dsn_env=dsn_env,
@@ -130,13 +124,13 @@ def dump(
                 timeout_ms=PLAN_COUNT_TIMEOUT_MS,
                 python=python,
             ),
-            f"the row counts of {server['database']}",
+            f"read the row counts of {server['database']}",
         )
-        sizes = _fact(
+        sizes = require_fact(
             host.get_fact(
                 TableSizes, dsn_env=dsn_env, env_file=env_file, tables=None, python=python
             ),
-            f"the table sizes of {server['database']}",
+            f"read the table sizes of {server['database']}",
         )
         tables, rows, _ = row_total(counts)
         size = human_bytes(sum(t["total_bytes"] for t in sizes["tables"].values()))
@@ -220,13 +214,15 @@ def restore(
                 )
             require_release(host.data, "restore with drop_schema")
 
-        info = _fact(
+        info = require_fact(
             host.get_fact(DumpInfo, path=dump, verify=False, pg_bin=pg_bin, python=python),
-            f"the dump at {dump}",
+            f"read the dump at {dump}",
         )
         if info["exists"] and info["format"] is None:
             raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
-        done = _fact(host.get_fact(RestoreMarker, marker=marker, python=python), f"marker {marker}")
+        done = require_fact(
+            host.get_fact(RestoreMarker, marker=marker, python=python), f"read marker {marker}"
+        )
         if info["exists"] and done["dump_sha256"] == info["sha256"]:
             host.noop(f"already restored from dump sha256:{info['sha256'][:12]} (marker {marker})")
             return
@@ -238,7 +234,7 @@ def restore(
             what = f"the dump made by the dump step ({dump})"
         plan = f"Will restore {what} into {server['database']} at {server['host']}:{server['port']}"
         if drop_schema:
-            counts = _fact(
+            counts = require_fact(
                 host.get_fact(
                     RowCounts,
                     dsn_env=dsn_env,
@@ -247,7 +243,7 @@ def restore(
                     timeout_ms=PLAN_COUNT_TIMEOUT_MS,
                     python=python,
                 ),
-                f"the row counts of {server['database']}",
+                f"read the row counts of {server['database']}",
             )
             tables, rows, exact = row_total(counts, prefix="public.")
             approx = "" if exact else "~"

@@ -16,7 +16,7 @@ from pyinfra.operations import files
 from turnout.dsn import redact
 from turnout.facts.assets import AssetSample
 from turnout.facts.postgres import Extensions, Orphans, RowCounts
-from turnout.failures import fail_command
+from turnout.failures import fact_problem, fail_command
 from turnout.validation import (
     asset_failures,
     compare_counts,
@@ -26,13 +26,6 @@ from turnout.validation import (
     orphan_failures,
     render_count_table,
 )
-
-
-def problem(result: dict, what: str) -> str | None:
-    """Why a host-side fact could not observe ``what``, or None when it did."""
-    if result.get("ok"):
-        return None
-    return f"cannot {what}: {result.get('error', 'no answer from the host')}"
 
 
 def unobservable(step: str, record: str, problems: list[str]):
@@ -113,9 +106,9 @@ def database(
     problems = [
         p
         for p in (
-            problem(counts["source"], f"count rows with {source_dsn_env}"),
-            problem(counts["target"], f"count rows with {target_dsn_env}"),
-            problem(orphans, f"check orphans with {target_dsn_env}"),
+            fact_problem(counts["source"], f"count rows with {source_dsn_env}"),
+            fact_problem(counts["target"], f"count rows with {target_dsn_env}"),
+            fact_problem(orphans, f"check orphans with {target_dsn_env}"),
         )
         if p
     ]
@@ -198,7 +191,7 @@ def assets(
         seed=seed,
         python=python,
     )
-    why = problem(sample, f"sample assets with {dsn_env}")
+    why = fact_problem(sample, f"sample assets with {dsn_env}")
     if why:
         yield from unobservable("validate_assets", record, [why])
         return
@@ -243,7 +236,7 @@ def extensions(
     if not host.state.is_executing:
         host.log(f"Will check the target has the extensions: {', '.join(required) or 'none'}")
     found = host.get_fact(Extensions, dsn_env=dsn_env, env_file=env_file, python=python)
-    why = problem(found, f"list extensions with {dsn_env}")
+    why = fact_problem(found, f"list extensions with {dsn_env}")
     if why:
         yield from unobservable("validate_extensions", record, [why])
         return

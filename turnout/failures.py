@@ -22,6 +22,22 @@ from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import OperationError
 
 
+def fact_problem(result: dict, what: str) -> str | None:
+    """Why a host-side fact could not ``what`` (``"cannot <what>: <error>"``), or None when its
+    answer is ok."""
+    if result.get("ok"):
+        return None
+    return f"cannot {what}: {result.get('error', 'no answer from the host')}"
+
+
+def require_fact(result: dict, what: str) -> dict:
+    """A host-side fact's answer, or an ``OperationError`` saying what could not be done."""
+    problem = fact_problem(result, what)
+    if problem:
+        raise OperationError(problem)
+    return result
+
+
 def fail_command(failures: list[str]) -> StringCommand:
     """A command that fails the step, printing the first reason (and how many more) on stderr."""
     more = f" (and {len(failures) - 1} more, see the report)" if len(failures) > 1 else ""

@@ -10,6 +10,8 @@ A problem found here stops the run with one sentence and a non-zero exit, even w
 
 from pyinfra.api.exceptions import PyinfraError
 
+from turnout.failures import fact_problem
+
 
 class PreflightError(PyinfraError):
     """An input the run cannot work with; pyinfra prints the message without a traceback."""
@@ -18,7 +20,7 @@ class PreflightError(PyinfraError):
 def require(result: dict, what: str) -> dict:
     """A host-side fact's result, or ``PreflightError("cannot <what>: <reason>; nothing was
     changed")``."""
-    if not result.get("ok"):
-        reason = result.get("error", "no answer from the host")
-        raise PreflightError(f"cannot {what}: {reason}; nothing was changed")
+    problem = fact_problem(result, what)
+    if problem:
+        raise PreflightError(f"{problem}; nothing was changed")
     return result
