@@ -13,20 +13,13 @@ Steps, each idempotent (a second run on an unchanged host changes nothing when
    ``health_expect``); the answer is kept in ``outputs/health.json``.
 """
 
-from pyinfra import host, state
-
-from turnout.evidence import evidence_dir, run_timestamp
 from turnout.operations import compose, evidence, http
-from turnout.settings import load_settings
+from turnout.runbook import Preflight, start_runbook
 
-settings = load_settings(host.data)
-run_dir = evidence_dir(settings.evidence_root, "app_up", run_timestamp(settings, state))
+run = start_runbook("app_up", Preflight(databases=()))
+settings = run.settings
 
-evidence.directory(
-    name="Evidence directory",
-    path=run_dir,
-    python=settings.hostside_python,
-)
+evidence.directory(name="Evidence directory", path=run.run_dir)
 
 compose.up(
     name="Compose up",
@@ -42,6 +35,5 @@ http.health(
     expect=settings.health_expect_map,
     retries=settings.health_retries,
     timeout=settings.http_timeout_s,
-    record=f"{run_dir}/outputs/health.json",
-    python=settings.hostside_python,
+    record=run.output("health.json"),
 )

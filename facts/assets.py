@@ -5,6 +5,7 @@ the DSN never leaves the host.
 
 from pyinfra.api import StringCommand
 
+from turnout.database import Database, as_database
 from turnout.facts.hostside import HostsideFact
 from turnout.remote import hostside_command
 
@@ -22,10 +23,9 @@ class AssetSample(HostsideFact):
 
         from turnout.facts.assets import AssetSample
         sample = host.get_fact(
-            AssetSample, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
+            AssetSample, database=Database("DATABASE_URL", "/srv/app/.env"),
             columns=["knowledge_materials.storage_path", "gallery_items.storage_dir"],
             assets_dir="/srv/app/data/assets", prefix="/app/.data", sample_size=50, seed=0,
-            python="python3",
         )
         # {"ok": True,
         #  "columns": {"public.knowledge_materials.storage_path":
@@ -37,25 +37,22 @@ class AssetSample(HostsideFact):
 
     def command(
         self,
-        dsn_env: str,
+        database: Database | str,
         columns: list[str] | tuple[str, ...],
         assets_dir: str,
-        env_file: str | None = None,
         prefix: str = "/app/.data",
         sample_size: int = 50,
         seed: int = 0,
-        python: str = "python3",
     ) -> StringCommand:
         params = {
-            "dsn_env": dsn_env,
-            "env_file": env_file,
+            **as_database(database).params(),
             "columns": list(columns),
             "prefix": prefix,
             "assets_dir": assets_dir,
             "sample_size": sample_size,
             "seed": seed,
         }
-        return hostside_command("asset_sample", params, python=python)
+        return hostside_command("asset_sample", params)
 
 
 class RsyncPlan(HostsideFact):
@@ -68,7 +65,7 @@ class RsyncPlan(HostsideFact):
         from turnout.facts.assets import RsyncPlan
         plan = host.get_fact(
             RsyncPlan, source="backup@old:/srv/app/data/assets", dest="/srv/app/data/assets",
-            delete=False, excludes=["*.tmp"], python="python3",
+            delete=False, excludes=["*.tmp"],
         )
         # {"ok": True, "source_entries": 120, "add": 3, "change": 1, "delete": 0,
         #  "transfer_bytes": 52311}
@@ -82,7 +79,6 @@ class RsyncPlan(HostsideFact):
         delete: bool = False,
         excludes: list[str] | tuple[str, ...] = (),
         rsh: str | None = None,
-        python: str = "python3",
     ) -> StringCommand:
         params = {
             "source": source,
@@ -91,4 +87,4 @@ class RsyncPlan(HostsideFact):
             "excludes": list(excludes),
             "rsh": rsh,
         }
-        return hostside_command("rsync_plan", params, python=python)
+        return hostside_command("rsync_plan", params)

@@ -20,7 +20,6 @@ class DumpInfo(HostsideFact):
         from turnout.facts.dump import DumpInfo
         info = host.get_fact(
             DumpInfo, path="/var/lib/turnout/work/app.dump", verify=True, pg_bin="",
-            python="python3",
         )
         # {"ok": True, "path": "…/app.dump", "exists": True, "format": "custom",
         #  "sha256": "9f2c…", "size": 81234, "tables": 7,
@@ -30,11 +29,9 @@ class DumpInfo(HostsideFact):
         # broken: {…, "complete": False, "problem": "full read-back failed: pg_restore exited 1: …"}
     """
 
-    def command(
-        self, path: str, verify: bool = False, pg_bin: str = "", python: str = "python3"
-    ) -> StringCommand:
+    def command(self, path: str, verify: bool = False, pg_bin: str = "") -> StringCommand:
         params = {"path": path, "verify": verify, "pg_bin": pg_bin}
-        return hostside_command("dump_info", params, python=python)
+        return hostside_command("dump_info", params)
 
 
 class RestoreMarker(HostsideFact):
@@ -48,7 +45,6 @@ class RestoreMarker(HostsideFact):
         from turnout.facts.dump import RestoreMarker
         marker = host.get_fact(
             RestoreMarker, marker="/var/lib/turnout/evidence/dry_run/demo/outputs/restore.json",
-            python="python3",
         )
         # {"ok": True, "exists": True, "dump_sha256": "9f2c…", "target": "127.0.0.1:5432/app",
         #  "restored_at": "2026-11-23T12:00:00Z", "dump": "…", "dropped_schema": False,
@@ -56,5 +52,5 @@ class RestoreMarker(HostsideFact):
         # no marker: {"ok": True, "exists": False, "dump_sha256": None}
     """
 
-    def command(self, marker: str, python: str = "python3") -> StringCommand:
-        return hostside_command("restore_marker", {"marker": marker}, python=python)
+    def command(self, marker: str) -> StringCommand:
+        return hostside_command("restore_marker", {"marker": marker})

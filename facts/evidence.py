@@ -17,12 +17,11 @@ class EvidenceDirectory(HostsideFact):
         from turnout.facts.evidence import EvidenceDirectory
         state = host.get_fact(
             EvidenceDirectory, path="/var/lib/turnout/evidence/cutover/20261123T120000Z",
-            python="python3",
         )
         # {"ok": True, "paths": {"/var/…/20261123T120000Z": {"type": "dir", "mode": "0700"},
         #                         "/var/…/logs": None, …}}
     """
 
-    def command(self, path: str, python: str = "python3") -> StringCommand:
+    def command(self, path: str) -> StringCommand:
         paths = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
-        return hostside_command("path_modes", {"paths": paths}, python=python)
+        return hostside_command("path_modes", {"paths": paths})

@@ -13,7 +13,8 @@ from turnout.remote import parse_hostside_output
 class HostsideFact(FactBase[dict]):
     """Parses the JSON answer of a host-side action. Subclasses define ``command`` with explicit
     keyword arguments (pyinfra binds fact arguments by the signature) and return
-    ``hostside_command(<action>, <params>, python=python)``."""
+    ``hostside_command(<action>, <params>)`` (the host's Python comes from ``hostside_python``).
+    Read them through ``turnout.memo.observe`` so each is measured once per phase."""
 
     abstract = True
 

@@ -16,13 +16,11 @@ class HttpHealth(HostsideFact):
         from turnout.facts.http import HttpHealth
         health = host.get_fact(
             HttpHealth, url="http://127.0.0.1:18080/api/v1/health",
-            expect={"db_backend": "postgresql"}, python="python3",
+            expect={"db_backend": "postgresql"},
         )
         # {"ok": True, "healthy": True, "problem": None, "status": 200, "body": {...}}
     """
 
-    def command(
-        self, url: str, expect: dict | None = None, timeout: float = 10, python: str = "python3"
-    ) -> StringCommand:
+    def command(self, url: str, expect: dict | None = None, timeout: float = 10) -> StringCommand:
         params = {"url": url, "expect": expect or {}, "timeout": timeout}
-        return hostside_command("http_health", params, python=python)
+        return hostside_command("http_health", params)

@@ -6,30 +6,31 @@ server-side ``.env`` file to read it from.
 
 from pyinfra.api import StringCommand
 
+from turnout.database import Database, as_database
 from turnout.facts.hostside import HostsideFact
 from turnout.remote import hostside_command
 
 
 class PostgresServer(HostsideFact):
     """
-    Connects with the DSN in ``dsn_env`` and describes the server.
+    Connects to ``database`` and describes the server, with the catalog's cheap estimates for
+    plans (no table is scanned): user tables (a partitioned table once), estimated rows and the
+    database's size on disk (not the size of a dump).
 
     .. code:: python
 
         from turnout.facts.postgres import PostgresServer
         server = host.get_fact(
-            PostgresServer, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
-            python="python3",
+            PostgresServer, database=Database("DATABASE_URL", "/srv/app/.env"),
         )
         # {"ok": True, "server_version": "15.18 …", "database": "app", "user": "app",
-        #  "host": "127.0.0.1", "port": 5432}   or   {"ok": False, "error": "…"}
+        #  "host": "127.0.0.1", "port": 5432, "tables": 6, "estimated_rows": 803,
+        #  "database_bytes": 352256}   or   {"ok": False, "error": "…"}
     """
 
-    def command(
-        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
-    ) -> StringCommand:
-        params = {"dsn_env": dsn_env, "env_file": env_file}
-        return hostside_command("postgres_server", params, python=python)
+    def command(self, database: Database | str) -> StringCommand:
+        params = as_database(database).params()
+        return hostside_command("postgres_server", params)
 
 
 def _tables_param(tables: list[str] | tuple[str, ...] | str | None) -> list[str] | None:
@@ -52,8 +53,8 @@ class RowCounts(HostsideFact):
 
         from turnout.facts.postgres import RowCounts
         counts = host.get_fact(
-            RowCounts, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
-            tables=["users", "meters"], timeout_ms=3000, python="python3",
+            RowCounts, database=Database("DATABASE_URL", "/srv/app/.env"),
+            tables=["users", "meters"], timeout_ms=3000,
         )
         # {"ok": True, "database": "app",
         #  "tables": {"public.users": {"count": 12, "exact": True},
@@ -64,19 +65,16 @@ class RowCounts(HostsideFact):
 
     def command(
         self,
-        dsn_env: str,
-        env_file: str | None = None,
+        database: Database | str,
         tables: list[str] | None = None,
         timeout_ms: int = 3000,
-        python: str = "python3",
     ) -> StringCommand:
         params = {
-            "dsn_env": dsn_env,
-            "env_file": env_file,
+            **as_database(database).params(),
             "tables": _tables_param(tables),
             "timeout_ms": timeout_ms,
         }
-        return hostside_command("row_counts", params, python=python)
+        return hostside_command("row_counts", params)
 
 
 class Orphans(HostsideFact):
@@ -91,8 +89,8 @@ class Orphans(HostsideFact):
 
         from turnout.facts.postgres import Orphans
         orphans = host.get_fact(
-            Orphans, dsn_env="DATABASE_URL", env_file="/srv/app/.env",
-            relations=["meters.unit_id->units.id"], foreign_keys=True, python="python3",
+            Orphans, database=Database("DATABASE_URL", "/srv/app/.env"),
+            relations=["meters.unit_id->units.id"], foreign_keys=True,
         )
         # {"ok": True, "database": "app", "checks": [
         #   {"name": "declared:meters.unit_id->units.id", "child": "public.meters",
@@ -104,19 +102,16 @@ class Orphans(HostsideFact):
 
     def command(
         self,
-        dsn_env: str,
-        env_file: str | None = None,
+        database: Database | str,
         relations: list[str] | tuple[str, ...] = (),
         foreign_keys: bool = True,
-        python: str = "python3",
     ) -> StringCommand:
         params = {
-            "dsn_env": dsn_env,
-            "env_file": env_file,
+            **as_database(database).params(),
             "relations": list(relations or ()),
             "foreign_keys": foreign_keys,
         }
-        return hostside_command("orphans", params, python=python)
+        return hostside_command("orphans", params)
 
 
 class Constraints(HostsideFact):
@@ -129,7 +124,7 @@ class Constraints(HostsideFact):
 
         from turnout.facts.postgres import Constraints
         found = host.get_fact(
-            Constraints, dsn_env="DATABASE_URL", env_file="/srv/app/.env", python="python3",
+            Constraints, database=Database("DATABASE_URL", "/srv/app/.env"),
         )
         # {"ok": True, "database": "app",
         #  "unique_constraints": {"users_email_key": {"table": "public.users",
@@ -143,11 +138,9 @@ class Constraints(HostsideFact):
         #                   "ref_columns": ["id"]}}}
     """
 
-    def command(
-        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
-    ) -> StringCommand:
-        params = {"dsn_env": dsn_env, "env_file": env_file}
-        return hostside_command("constraints", params, python=python)
+    def command(self, database: Database | str) -> StringCommand:
+        params = as_database(database).params()
+        return hostside_command("constraints", params)
 
 
 class Extensions(HostsideFact):
@@ -159,17 +152,15 @@ class Extensions(HostsideFact):
 
         from turnout.facts.postgres import Extensions
         extensions = host.get_fact(
-            Extensions, dsn_env="DATABASE_URL", env_file="/srv/app/.env", python="python3",
+            Extensions, database=Database("DATABASE_URL", "/srv/app/.env"),
         )
         # {"ok": True, "database": "app", "installed": {"plpgsql": "1.0", "vector": "0.7.0"},
         #  "available": ["amcheck", …, "pg_trgm", …]}
     """
 
-    def command(
-        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
-    ) -> StringCommand:
-        params = {"dsn_env": dsn_env, "env_file": env_file}
-        return hostside_command("extensions", params, python=python)
+    def command(self, database: Database | str) -> StringCommand:
+        params = as_database(database).params()
+        return hostside_command("extensions", params)
 
 
 class AlembicRevision(HostsideFact):
@@ -181,16 +172,14 @@ class AlembicRevision(HostsideFact):
 
         from turnout.facts.postgres import AlembicRevision
         revision = host.get_fact(
-            AlembicRevision, dsn_env="DATABASE_URL", env_file="/srv/app/.env", python="python3",
+            AlembicRevision, database=Database("DATABASE_URL", "/srv/app/.env"),
         )
         # {"ok": True, "database": "app", "table": "alembic_version", "revisions": ["0002"]}
     """
 
-    def command(
-        self, dsn_env: str, env_file: str | None = None, python: str = "python3"
-    ) -> StringCommand:
-        params = {"dsn_env": dsn_env, "env_file": env_file}
-        return hostside_command("alembic_revision", params, python=python)
+    def command(self, database: Database | str) -> StringCommand:
+        params = as_database(database).params()
+        return hostside_command("alembic_revision", params)
 
 
 class TableSizes(HostsideFact):
@@ -201,18 +190,15 @@ class TableSizes(HostsideFact):
 
         from turnout.facts.postgres import TableSizes
         sizes = host.get_fact(
-            TableSizes, dsn_env="DATABASE_URL", env_file="/srv/app/.env", tables=None,
-            python="python3",
+            TableSizes, database=Database("DATABASE_URL", "/srv/app/.env"), tables=None,
         )
         # {"ok": True, "database": "app", "tables": {"public.users": {"total_bytes": 65536}}}
     """
 
     def command(
         self,
-        dsn_env: str,
-        env_file: str | None = None,
+        database: Database | str,
         tables: list[str] | None = None,
-        python: str = "python3",
     ) -> StringCommand:
-        params = {"dsn_env": dsn_env, "env_file": env_file, "tables": _tables_param(tables)}
-        return hostside_command("table_sizes", params, python=python)
+        params = {**as_database(database).params(), "tables": _tables_param(tables)}
+        return hostside_command("table_sizes", params)

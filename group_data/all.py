@@ -1,11 +1,14 @@
 """
 turnout's documented defaults, loaded by pyinfra for every host.
 
-Override them per environment in ``group_data/<inventory name>.py`` or for one run with
-``--data key=value`` (lists: ``--data tables=public.users,public.meters``). Every value is checked
-by ``turnout.settings.load_settings``; this file must stay equal to ``turnout.settings.DEFAULTS``
-(a unit test checks it). No secret ever lives here: DSNs are read on the host from the environment
-variables named below or from the server-side ``.env``.
+Generated from the declarations in ``turnout/settings.py``; do not edit it by hand: change the
+declaration there, then run ``python -m turnout.settings --group-data > group_data/all.py`` (a unit
+test checks this file is current). Override the defaults per environment in
+``group_data/<inventory name>.py`` or for one run with ``--data key=value`` (lists:
+``--data tables=public.users,public.meters``). Every value is checked by
+``turnout.settings.load_settings``, which also refuses keys that are neither settings nor pyinfra's
+own (``ssh_*``, ``_sudo``…) unless listed in ``extra_data_keys``. No secret ever lives here: DSNs
+are read on the host from the environment variables named below or from the server-side ``.env``.
 """
 
 # --- evidence (SPEC S0.3) ---
@@ -13,8 +16,6 @@ variables named below or from the server-side ``.env``.
 evidence_root = "/var/lib/turnout/evidence"
 # Pinned evidence timestamp (e.g. 20240102T030405Z): reuses one directory, reruns are idempotent.
 evidence_timestamp = None
-# Who runs the change, recorded in the audit record.
-operator = None
 
 # --- the app and compose (S0.4) ---
 # The app's directory on the host (compose file, .env).
@@ -27,8 +28,6 @@ compose_file = None
 compose_project = None
 # Docker client program (name on PATH or absolute path).
 docker_bin = "docker"
-# Command that runs Python with the app's dependencies inside the api container.
-app_python_cmd = "uv run python"
 # Python interpreter on the host that runs turnout's host-side script.
 hostside_python = "python3"
 
@@ -98,11 +97,9 @@ migrate_redis = False
 # Fixed work directory so dumps and temporaries are kept for audit; None uses a temporary one.
 work_dir = None
 
-# --- SQLite -> PostgreSQL copy (S3.1, S3.3) ---
-# Rows per primary-key batch.
-batch_size = 5000
-# Share of rows whose hashes are compared after a copy, in (0, 1].
-sample_ratio = 0.05
+# --- data keys (C3) ---
+# Host data keys of your own that are not settings (otherwise refused as typos).
+extra_data_keys = ()
 
 # --- release (S0.2) ---
 # Release flag for destructive steps; set it for one run only: --data i_know_what_im_doing=true.

@@ -6,6 +6,7 @@ from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.assets import RsyncPlan
 from turnout.failures import stop
+from turnout.memo import observe
 from turnout.remote import hostside_command
 
 
@@ -36,7 +37,6 @@ def mirror(
     rsh: str | None = None,
     log_path: str | None = None,
     timeout_s: float = 3600,
-    python: str = "python3",
 ):
     """
     Mirror the contents of ``source`` into ``dest`` with ``rsync -a`` on the host. A dry run
@@ -54,7 +54,6 @@ def mirror(
       StrictHostKeyChecking=yes`` (``-o BatchMode=yes`` is always added; default ``ssh``)
     + log_path: where rsync's redacted output is appended (``<evidence>/logs/rsync.log``)
     + timeout_s: watchdog for the transfer, in seconds
-    + python: the host's Python
 
     .. code:: python
 
@@ -68,14 +67,13 @@ def mirror(
         )
     """
     try:
-        plan = host.get_fact(
+        plan = observe(
             RsyncPlan,
             source=source,
             dest=dest,
             delete=delete,
             excludes=list(excludes),
             rsh=rsh,
-            python=python,
         )
         refusal = mirror_refusal(plan, source, dest, delete, max_delete)
         if refusal:
@@ -101,7 +99,6 @@ def mirror(
                 "log_path": log_path,
                 "timeout_s": timeout_s,
             },
-            python=python,
         )
     except OperationError as error:
         yield from stop(error)

@@ -9,15 +9,16 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
+from turnout.database import Database
 from turnout.facts.dump import DumpInfo, RestoreMarker
-from turnout.facts.postgres import PostgresServer, RowCounts, TableSizes
+from turnout.facts.postgres import PostgresServer, RowCounts
 from turnout.failures import require_fact, stop
-from turnout.guard import require_release
+from turnout.guard import destructive
+from turnout.memo import observe
 from turnout.remote import hostside_command
+from turnout.settings import DUMP_FORMATS
 
-DUMP_FORMATS = ("custom", "directory")
-
-# Counting for the plan stays cheap: a table slower than this is shown with its estimate.
+# Counting for the drop-schema plan stays cheap: a table slower than this shows its estimate.
 PLAN_COUNT_TIMEOUT_MS = 200
 
 
@@ -38,47 +39,56 @@ def row_total(counts: dict, prefix: str = "") -> tuple[int, int, bool]:
     return len(tables), rows, all(c["exact"] for c in tables.values())
 
 
-def _server(dsn_env: str, env_file: str | None, python: str) -> dict:
-    server = host.get_fact(PostgresServer, dsn_env=dsn_env, env_file=env_file, python=python)
-    return require_fact(server, f"read the database of {dsn_env}")
+def server_of(database: Database) -> dict:
+    """The ``PostgresServer`` fact of ``database`` (measured once per phase), or an
+    ``OperationError`` saying it cannot be read."""
+    return require_fact(
+        observe(PostgresServer, database=database), f"read the database of {database}"
+    )
+
+
+def describe_database(server: dict) -> str:
+    """``app at 127.0.0.1:5432 (6 tables, ~803 rows estimated, database size 344.0 KiB)``."""
+    return (
+        f"{server['database']} at {server['host']}:{server['port']} ({server['tables']} tables, "
+        f"~{server['estimated_rows']} rows estimated, database size "
+        f"{human_bytes(server['database_bytes'])})"
+    )
 
 
 @operation()
 def dump(
-    dsn_env: str,
+    source: Database,
     dest: str,
-    env_file: str | None = None,
     format: str = "custom",
     jobs: int = 2,
     log_path: str | None = None,
     timeout_s: int = 3600,
     pg_bin: str = "",
-    python: str = "python3",
 ):
     """
-    Dump the database named by ``dsn_env`` with ``pg_dump --no-owner --no-acl`` (custom format,
+    Dump the ``source`` database with ``pg_dump --no-owner --no-acl`` (custom format,
     or directory format with ``--jobs``). The dump is written under ``<dest>.partial-<pid>``,
-    read back in full (``pg_restore -f /dev/null``) and only then renamed to ``dest``;
-    ``<dest>.sha256`` records its sha256 and size. A complete dump already at ``dest`` changes
-    nothing; an incomplete one is replaced.
+    read back in full (``pg_restore -f /dev/null``, hashed in the same pass) and only then
+    renamed to ``dest``; ``<dest>.sha256`` records its sha256, size, tables and stat (device,
+    inode, size, mtime). A dump at ``dest`` whose record proves it unchanged since it was verified
+    changes nothing (it is not read again); anything else there is replaced.
 
-    + dsn_env: environment variable (on the host, or in ``env_file``) holding the DSN
+    + source: the database to dump (``Database(dsn_env, env_file)``)
     + dest: absolute path of the dump file (custom) or directory (directory format) on the host
-    + env_file: the server-side ``.env`` to read ``dsn_env`` from
     + format: ``custom`` or ``directory``
     + jobs: parallel jobs of a directory-format dump
     + log_path: log file (0600, appended) for the tools' redacted command lines and output
     + timeout_s: watchdog for pg_dump and the read-back, in seconds
     + pg_bin: directory of the PostgreSQL client tools on the host ("" = on PATH)
-    + python: the host's Python (with psycopg)
 
     .. code:: python
 
+        from turnout.database import Database
         from turnout.operations import db
         db.dump(
             name="Dump the source database",
-            dsn_env="SOURCE_DATABASE_URL",
-            env_file="/srv/app/.env",
+            source=Database("SOURCE_DATABASE_URL", "/srv/app/.env"),
             dest="/var/lib/turnout/evidence/dry_run/demo/src_artifacts/source.dump",
             log_path="/var/lib/turnout/evidence/dry_run/demo/logs/dump.log",
         )
@@ -92,8 +102,7 @@ def dump(
             raise OperationError(f"dump destination must be an absolute path, got {dest!r}")
 
         existing = require_fact(
-            host.get_fact(DumpInfo, path=dest, verify=True, pg_bin=pg_bin, python=python),
-            f"read the dump at {dest}",
+            observe(DumpInfo, path=dest, verify=False, pg_bin=pg_bin), f"read the dump at {dest}"
         )
         replacing = ""
         if existing["exists"] and existing["format"] is None:
@@ -101,49 +110,26 @@ def dump(
                 f"{dest} exists and is not a pg_dump archive; remove it or choose another dest"
             )
         if existing["exists"]:
-            if existing.get("complete") and existing["format"] == format:
+            if existing.get("trusted") and existing["format"] == format:
                 host.noop(
-                    f"{dest} is a complete {format} dump (sha256:{existing['sha256'][:12]}, "
-                    f"{existing['tables']} tables)"
+                    f"{dest} is a verified {format} dump (sha256:{existing['sha256'][:12]}, "
+                    f"{existing['tables']} tables), unchanged since it was made"
                 )
                 return
-            if existing.get("complete"):
+            if existing.get("trusted"):
                 raise OperationError(
-                    f"{dest} already holds a complete {existing['format']} dump, not {format}; "
+                    f"{dest} already holds a verified {existing['format']} dump, not {format}; "
                     "remove it or choose another dest"
                 )
-            replacing = f", replacing the incomplete dump there ({existing.get('problem')})"
+            replacing = ", replacing the unverified dump there (no matching .sha256 record)"
 
-        server = _server(dsn_env, env_file, python)
-        counts = require_fact(
-            host.get_fact(
-                RowCounts,
-                dsn_env=dsn_env,
-                env_file=env_file,
-                tables=None,
-                timeout_ms=PLAN_COUNT_TIMEOUT_MS,
-                python=python,
-            ),
-            f"read the row counts of {server['database']}",
-        )
-        sizes = require_fact(
-            host.get_fact(
-                TableSizes, dsn_env=dsn_env, env_file=env_file, tables=None, python=python
-            ),
-            f"read the table sizes of {server['database']}",
-        )
-        tables, rows, _ = row_total(counts)
-        size = human_bytes(sum(t["total_bytes"] for t in sizes["tables"].values()))
+        server = server_of(source)
         how = format if format == "custom" else f"directory ({jobs} jobs)"
-        host.log(
-            f"Will dump {server['database']} at {server['host']}:{server['port']} "
-            f"({tables} tables, ~{rows} rows, {size}) as {how} to {dest}{replacing}"
-        )
+        host.log(f"Will dump {describe_database(server)} as {how} to {dest}{replacing}")
         yield hostside_command(
             "pg_dump",
             {
-                "dsn_env": dsn_env,
-                "env_file": env_file,
+                **source.params(),
                 "format": format,
                 "jobs": jobs,
                 "dest": dest,
@@ -151,27 +137,29 @@ def dump(
                 "timeout_s": timeout_s,
                 "pg_bin": pg_bin,
             },
-            python=python,
         )
     except OperationError as error:
         yield from stop(error)
 
 
+@destructive(
+    "the restore with drop_schema (drops schema public)",
+    when=lambda kwargs: bool(kwargs.get("drop_schema")),
+    staging_only=True,
+)
 @operation()
 def restore(
     dump: str,
-    dsn_env: str,
+    into: Database,
     marker: str,
-    env_file: str | None = None,
     drop_schema: bool = False,
     log_path: str | None = None,
     timeout_s: int = 3600,
     terminate_backends: bool = True,
     pg_bin: str = "",
-    python: str = "python3",
 ):
     """
-    Restore a dump into the database named by ``dsn_env``: other sessions on that database are
+    Restore a dump into the database ``into``: other sessions on that database are
     terminated (they would block ``--clean``), optionally schema ``public`` is dropped and
     recreated first, then ``pg_restore --no-owner --no-acl --clean --if-exists --exit-on-error
     --single-transaction`` runs under a watchdog. A failed restore is rolled back and leaves no
@@ -179,55 +167,43 @@ def restore(
     the same dump changes nothing. Sequences behind their column's data are reported in the
     marker and the log, not silently fixed.
 
-    ``drop_schema`` is for staging only: refused on hosts of the ``prod`` group, and refused
-    unless released with ``--data i_know_what_im_doing=true``.
+    ``drop_schema`` is destructive and for staging only: the guard refuses it while the deploy
+    loads (before any step runs, with ``-y`` too) on hosts of the ``prod`` group, and unless
+    released with ``--data i_know_what_im_doing=true``.
 
     + dump: the dump file or directory on the host (may be made by ``db.dump`` earlier in the run)
-    + dsn_env: environment variable (on the host, or in ``env_file``) holding the target DSN
+    + into: the target database (``Database(dsn_env, env_file)``)
     + marker: path of the JSON marker on the host (e.g. ``<evidence>/outputs/restore.json``)
-    + env_file: the server-side ``.env`` to read ``dsn_env`` from
     + drop_schema: ``DROP SCHEMA public CASCADE; CREATE SCHEMA public`` before restoring
     + log_path: log file (0600, appended) for the tools' redacted command lines and output
     + timeout_s: watchdog for the read-back and pg_restore, in seconds
     + terminate_backends: terminate other sessions connected to the target database first
     + pg_bin: directory of the PostgreSQL client tools on the host ("" = on PATH)
-    + python: the host's Python (with psycopg)
 
     .. code:: python
 
+        from turnout.database import Database
         from turnout.operations import db
         db.restore(
             name="Restore into staging",
             dump="/var/lib/turnout/evidence/dry_run/demo/src_artifacts/source.dump",
-            dsn_env="DATABASE_URL",
-            env_file="/srv/app/.env",
+            into=Database("DATABASE_URL", "/srv/app/.env"),
             marker="/var/lib/turnout/evidence/dry_run/demo/outputs/restore.json",
             log_path="/var/lib/turnout/evidence/dry_run/demo/logs/restore.log",
         )
     """
     try:
-        if drop_schema:
-            if "prod" in host.groups:
-                raise OperationError(
-                    f"refusing restore with drop_schema on {host.name}: drop_schema is for staging "
-                    "only (this host is in the prod group); restore without drop_schema"
-                )
-            require_release(host.data, "restore with drop_schema")
-
         info = require_fact(
-            host.get_fact(DumpInfo, path=dump, verify=False, pg_bin=pg_bin, python=python),
-            f"read the dump at {dump}",
+            observe(DumpInfo, path=dump, verify=False, pg_bin=pg_bin), f"read the dump at {dump}"
         )
         if info["exists"] and info["format"] is None:
             raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
-        done = require_fact(
-            host.get_fact(RestoreMarker, marker=marker, python=python), f"read marker {marker}"
-        )
+        done = require_fact(observe(RestoreMarker, marker=marker), f"read marker {marker}")
         if info["exists"] and done["dump_sha256"] == info["sha256"]:
             host.noop(f"already restored from dump sha256:{info['sha256'][:12]} (marker {marker})")
             return
 
-        server = _server(dsn_env, env_file, python)
+        server = server_of(into)
         if info["exists"]:
             what = f"dump sha256:{info['sha256'][:12]} ({info['tables']} tables)"
         else:
@@ -235,14 +211,7 @@ def restore(
         plan = f"Will restore {what} into {server['database']} at {server['host']}:{server['port']}"
         if drop_schema:
             counts = require_fact(
-                host.get_fact(
-                    RowCounts,
-                    dsn_env=dsn_env,
-                    env_file=env_file,
-                    tables=None,
-                    timeout_ms=PLAN_COUNT_TIMEOUT_MS,
-                    python=python,
-                ),
+                observe(RowCounts, database=into, tables=None, timeout_ms=PLAN_COUNT_TIMEOUT_MS),
                 f"read the row counts of {server['database']}",
             )
             tables, rows, exact = row_total(counts, prefix="public.")
@@ -255,8 +224,7 @@ def restore(
             "pg_restore",
             {
                 "dump": dump,
-                "dsn_env": dsn_env,
-                "env_file": env_file,
+                **into.params(),
                 "drop_schema": drop_schema,
                 "marker": marker,
                 "log_path": log_path,
@@ -264,7 +232,6 @@ def restore(
                 "terminate_backends": terminate_backends,
                 "pg_bin": pg_bin,
             },
-            python=python,
         )
     except OperationError as error:
         yield from stop(error)

@@ -7,18 +7,18 @@ from pyinfra.api.exceptions import OperationError
 from turnout.evidence import EVIDENCE_SUBDIRS
 from turnout.facts.evidence import EvidenceDirectory
 from turnout.failures import stop
+from turnout.memo import observe
 from turnout.remote import hostside_command
 
 
 @operation()
-def directory(path: str, python: str = "python3"):
+def directory(path: str):
     """
     Ensure the evidence directory ``path`` and its ``logs/``, ``outputs/``, ``src_artifacts/``
     exist with mode 0700. A pinned timestamp makes ``path`` the same on a rerun, which then
     changes nothing.
 
     + path: ``<evidence_root>/<task>/<timestamp>`` (see ``turnout.evidence.evidence_dir``)
-    + python: the host's Python
 
     .. code:: python
 
@@ -30,7 +30,7 @@ def directory(path: str, python: str = "python3"):
     """
     try:
         wanted = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
-        state = host.get_fact(EvidenceDirectory, path=path, python=python)
+        state = observe(EvidenceDirectory, path=path)
         if not state.get("ok"):
             raise OperationError(f"cannot inspect evidence directory {path}: {state.get('error')}")
         entries = state["paths"]
@@ -40,7 +40,7 @@ def directory(path: str, python: str = "python3"):
             return
         absent = [p.removeprefix(path).lstrip("/") or "." for p in missing]
         host.log(f"Will create evidence directory {path} (0700): " + ", ".join(absent))
-        yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"}, python=python)
+        yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"})
     except OperationError as error:
         yield from stop(error)
 

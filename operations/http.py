@@ -32,7 +32,6 @@ def health(
     timeout: float = 10,
     deadline: float = 120,
     record: str | None = None,
-    python: str = "python3",
 ):
     """
     Check a health endpoint: HTTP 200 (a redirect fails), a JSON body reporting ``ok``, and each
@@ -45,7 +44,6 @@ def health(
     + expect: keys the body must have, e.g. ``{"db_backend": "postgresql"}``
     + retries / timeout / deadline: attempts after the first, per-request and overall seconds
     + record: where to keep the response on the host
-    + python: the host's Python
 
     .. code:: python
 
@@ -57,7 +55,7 @@ def health(
             record="/var/lib/turnout/evidence/app_up/20261123T120000Z/outputs/health.json",
         )
     """
-    current = host.get_fact(HttpHealth, url=url, expect=expect, timeout=timeout, python=python)
+    current = host.get_fact(HttpHealth, url=url, expect=expect, timeout=timeout)
     if current.get("healthy") and (record is None or recorded_body(record) == current["body"]):
         host.noop(f"{url} is healthy (HTTP 200) and recorded")
         return
@@ -73,5 +71,4 @@ def health(
             "deadline": deadline,
             "record": record,
         },
-        python=python,
     )

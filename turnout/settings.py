@@ -1,9 +1,14 @@
 """
-turnout's settings: documented defaults, read from pyinfra host data and validated.
+turnout's settings: each declared once, read from pyinfra host data and validated.
 
-Settings come from ``group_data/all.py`` (the documented defaults), per-environment group data
-(``group_data/staging.py``, ``group_data/prod.py``) and ``--data key=value`` on the command line.
-``load_settings`` reads only the keys below, checks every one and reports all problems at once,
+Every setting is one field of ``Settings``, declared with ``setting(...)``: name, type, default,
+validator, the ``--data`` example and a one-line doc. ``group_data/all.py`` (the documented
+defaults pyinfra loads for every host) is generated from these declarations with
+``python -m turnout.settings --group-data``. Per-environment group data (``group_data/staging.py``,
+``group_data/prod.py``) and ``--data key=value`` on the command line override the defaults.
+
+``load_settings`` checks every setting and refuses keys that are neither a setting nor pyinfra's own
+data (``ssh_port``, ``_sudo``…) nor listed in ``extra_data_keys``; it reports all problems at once,
 one sentence per line naming the key, the bad value and the fix. Secrets are never settings: DSNs
 are read on the host from the environment variables named by ``source_dsn_env``/``target_dsn_env``
 or from the server-side ``.env``.
@@ -11,17 +16,25 @@ or from the server-side ``.env``.
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import math
 import posixpath
 import re
 import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import Field, dataclass, field, fields
+from functools import cache
+from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+from pyinfra.api.arguments import all_global_arguments
+from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.host import HostData
 
+from turnout.constants import DUMP_FORMATS
 from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 
@@ -30,12 +43,15 @@ _TABLE_RE = re.compile(rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}")
 _COLUMN_RE = re.compile(rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}\.{_IDENTIFIER}")
 _EXTENSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DATA_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPOSE_PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROGRAM_RE = re.compile(r"[A-Za-z0-9_./+@-]+")
 
-DUMP_FORMATS = ("custom", "directory")
-
 _SHOWN_VALUE_MAX = 60
+# How alike an unknown key and a known one must be to suggest it (difflib ratio); the default 0.6
+# would answer "operator" with "did you mean docker_platform?".
+_SUGGEST_CUTOFF = 0.75
+_LINE_MAX = 100
 
 
 class SettingsError(PyinfraError, ValueError):
@@ -47,118 +63,6 @@ class SettingsError(PyinfraError, ValueError):
     """
 
 
-@dataclass(frozen=True)
-class Settings:
-    """
-    Every turnout setting with its default. Build it with ``load_settings(host.data)``.
-
-    List-valued settings are tuples so that a loaded ``Settings`` is truly immutable.
-    """
-
-    # Where evidence directories are created: <evidence_root>/<task>/<timestamp>/.
-    evidence_root: str = "/var/lib/turnout/evidence"
-    # Pinned evidence timestamp ([A-Za-z0-9._-]+); reuses one directory and makes reruns idempotent.
-    evidence_timestamp: str | None = None
-    # Who runs the change, recorded in the audit record.
-    operator: str | None = None
-    # The app's directory on the host (compose file, .env).
-    app_root: str = "/srv/app"
-    # Env file passed to every compose call; None means <app_root>/.env.
-    env_file: str | None = None
-    # Compose file; None means <app_root>/docker-compose.yml.
-    compose_file: str | None = None
-    # Compose project name (docker compose -p); None lets compose derive it.
-    compose_project: str | None = None
-    # Docker client program (name on PATH or absolute path).
-    docker_bin: str = "docker"
-    # Command that runs Python with the app's dependencies inside the api container.
-    app_python_cmd: str = "uv run python"
-    # Python interpreter on the host that runs turnout's host-side script.
-    hostside_python: str = "python3"
-    # Base URL of the app for health and smoke checks.
-    base_url: str = "http://127.0.0.1:18080"
-    # Path of the health endpoint under base_url.
-    health_path: str = "/api/v1/health"
-    # Timeout of one HTTP request, in seconds.
-    http_timeout_s: float = 10.0
-    # How many times the health check is tried before it fails.
-    health_retries: int = 5
-    # What the health body must report besides status ok, as "key=value" items.
-    health_expect: tuple[str, ...] = ()
-    # Timeout of one exact count(*) before falling back to the planner estimate, in ms.
-    count_timeout_ms: int = 3000
-    # Allowed row-count difference per table (applies only when both counts are exact).
-    allowed_row_diff: int = 0
-    # Fail when a count is only an estimate.
-    require_exact_counts: bool = False
-    # Tables to validate ("schema.table" or "table"); None means all tables.
-    tables: tuple[str, ...] | None = None
-    # Orphan checks, each "child_table.column->parent_table.column".
-    orphan_relations: tuple[str, ...] = ()
-    # How many DB-referenced asset paths are sampled and checked on the target.
-    asset_sample_size: int = 50
-    # Seed of the asset sample, so a rerun checks the same paths.
-    asset_sample_seed: int = 0
-    # Prefix every asset path stored in the DB must start with (path inside the container).
-    asset_prefix: str = "/app/.data"
-    # Columns holding asset paths, each "table.column".
-    asset_path_columns: tuple[str, ...] = (
-        "knowledge_materials.storage_path",
-        "ugc_assets.storage_path",
-        "gallery_items.storage_dir",
-    )
-    # Host directory mounted at asset_prefix in the container.
-    assets_dir: str | None = None
-    # Extensions that must exist in the target database.
-    required_extensions: tuple[str, ...] = ("vector",)
-    # Environment variable (on the host) holding the source DSN.
-    source_dsn_env: str = "SOURCE_DATABASE_URL"
-    # Environment variable (on the host) holding the target DSN.
-    target_dsn_env: str = "DATABASE_URL"
-    # pg_dump format: custom or directory.
-    dump_format: str = "custom"
-    # Parallel jobs for directory-format dumps and restores.
-    dump_jobs: int = 2
-    # Existing dump to restore instead of dumping the source.
-    dump_path: str | None = None
-    # Drop and recreate schema public before restoring (staging only; refused on prod).
-    drop_schema: bool = False
-    # rsync source of the assets (local path or remote host:path).
-    rsync_source: str | None = None
-    # Pass --delete to rsync (only when explicitly asked).
-    rsync_delete: bool = False
-    # Remote shell for a host:path rsync source, e.g. "ssh -p 2222" (default: plain ssh).
-    rsync_rsh: str | None = None
-    # Migrate Redis too (off unless explicitly asked).
-    migrate_redis: bool = False
-    # Fixed work directory so dumps and temporaries are kept for audit; None uses a temporary one.
-    work_dir: str | None = None
-    # Rows per primary-key batch when copying SQLite to PostgreSQL.
-    batch_size: int = 5000
-    # Share of rows whose hashes are compared after a copy, in (0, 1].
-    sample_ratio: float = 0.05
-    # Release flag for destructive steps; see turnout.guard.
-    i_know_what_im_doing: bool = False
-
-    @property
-    def env_file_path(self) -> str:
-        """The env file given to compose: ``env_file`` or ``<app_root>/.env``."""
-        return self.env_file or posixpath.join(self.app_root, ".env")
-
-    @property
-    def compose_file_path(self) -> str:
-        """The compose file: ``compose_file`` or ``<app_root>/docker-compose.yml``."""
-        return self.compose_file or posixpath.join(self.app_root, "docker-compose.yml")
-
-    @property
-    def health_expect_map(self) -> dict[str, str]:
-        """``health_expect`` as a dict: ``("db_backend=postgresql",)`` -> ``{"db_backend": …}``."""
-        return dict(item.split("=", 1) for item in self.health_expect)
-
-
-DEFAULTS: dict[str, object] = {field.name: field.default for field in fields(Settings)}
-
-
 class _Invalid(Exception):
     """Raised by a validator: what the value must be (completes "setting X must be …")."""
 
@@ -167,77 +71,9 @@ class _Invalid(Exception):
         self.expected = expected
 
 
-_MISSING = object()
-
-
-def data_value(data: object, key: str, default: Any = None) -> Any:
-    """
-    Read ``key`` from a Mapping or a pyinfra ``HostData``-like object (attribute access).
-
-    Example:
-
-    .. code:: python
-
-        data_value({"dump_jobs": 4}, "dump_jobs")  # 4
-        data_value(host.data, "dump_jobs", 2)
-    """
-    if isinstance(data, Mapping):
-        return data.get(key, default)
-    return getattr(data, key, default)
-
-
-def load_settings(data: object) -> Settings:
-    """
-    Read and validate turnout's settings from host data; ``SettingsError`` lists all problems.
-
-    Missing keys take their default; keys that are not settings are ignored. List settings accept
-    a list/tuple of strings or a comma-separated string (``--data tables=users,meters``).
-
-    + data: ``host.data`` or any Mapping
-
-    Example:
-
-    .. code:: python
-
-        from pyinfra import host
-        settings = load_settings(host.data)
-        load_settings({"tables": "public.users,meters"}).tables  # ('public.users', 'meters')
-    """
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for field in fields(Settings):
-        raw = data_value(data, field.name, _MISSING)
-        if raw is _MISSING:
-            continue
-        validate, example = _RULES[field.name]
-        if raw is None and field.default is None:
-            values[field.name] = None
-            continue
-        try:
-            values[field.name] = validate(raw)
-        except _Invalid as invalid:
-            problems.append(_problem(field.name, raw, invalid.expected, example))
-    if problems:
-        raise SettingsError("\n".join(problems))
-    return Settings(**values)
-
-
-def _problem(key: str, value: object, expected: str, example: str) -> str:
-    return (
-        f"setting {key} must be {expected}, got {_show(value)}; "
-        f"set it in group_data/ or with --data {key}={example}"
-    )
-
-
-def _show(value: object) -> str:
-    """repr of a bad value, redacted and truncated."""
-    shown = redact(repr(value))
-    if len(shown) > _SHOWN_VALUE_MAX:
-        shown = shown[: _SHOWN_VALUE_MAX - 1] + "…"
-    return shown
-
-
 # Validators: each takes the raw value and returns the clean one or raises _Invalid.
+
+_Validator = Callable[[object], Any]
 
 
 def _bool(value: object) -> bool:
@@ -246,13 +82,35 @@ def _bool(value: object) -> bool:
     return value
 
 
-def _release_flag(value: object) -> bool:
-    """Like ``_bool`` but also takes the string "true", exactly as ``turnout.guard`` does."""
-    if value == "true" and isinstance(value, str):
+def parse_release_flag(value: object) -> bool | None:
+    """
+    The release flag's meaning: True for ``True`` or the string ``"true"``, False for ``False``,
+    None for anything else (not a flag at all).
+
+    The one parser of ``i_know_what_im_doing``, used by ``load_settings`` and ``turnout.guard``.
+    pyinfra's ``--data i_know_what_im_doing=true`` (any case) arrives as True; the lowercase string
+    "true" is accepted for group data or inventories that spell it as a string.
+
+    Example:
+
+    .. code:: python
+
+        parse_release_flag(True), parse_release_flag("true")  # (True, True)
+        parse_release_flag(False)  # False
+        parse_release_flag("True"), parse_release_flag(1)  # (None, None)
+    """
+    if isinstance(value, bool):
+        return value
+    if type(value) is str and value == "true":
         return True
-    if not isinstance(value, bool):
+    return None
+
+
+def _release_flag(value: object) -> bool:
+    flag = parse_release_flag(value)
+    if flag is None:
         raise _Invalid("true or false")
-    return value
+    return flag
 
 
 def _integer(value: object) -> int:
@@ -284,19 +142,8 @@ def _positive_number(value: object) -> float:
     return float(value)
 
 
-def _ratio(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 < value <= 1
-    ):
-        raise _Invalid("a number in (0, 1]")
-    return float(value)
-
-
 def _text(value: object) -> str:
-    """A string; an int becomes its digits (``--data operator=1234`` arrives as an int)."""
+    """A string; an int becomes its digits (``--data evidence_timestamp=20240102`` is an int)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
@@ -455,48 +302,648 @@ def _extensions(value: object) -> tuple[str, ...]:
     return items
 
 
-_Validator = Callable[[object], Any]
+def _data_key_names(value: object) -> tuple[str, ...]:
+    items = _string_list(value)
+    if items is None or not all(_DATA_KEY_RE.fullmatch(item) for item in items):
+        raise _Invalid("a list of data key names like ticket,owner")
+    return items
 
-# key -> (validator, example value for the "--data key=example" fix).
-_RULES: dict[str, tuple[_Validator, str]] = {
-    "evidence_root": (_abs_path, "/var/lib/turnout/evidence"),
-    "evidence_timestamp": (_timestamp, "20240102T030405Z"),
-    "operator": (_single_line, "alice"),
-    "app_root": (_abs_path, "/srv/app"),
-    "env_file": (_abs_path, "/srv/app/.env"),
-    "compose_file": (_abs_path, "/srv/app/docker-compose.yml"),
-    "compose_project": (_compose_project, "app"),
-    "docker_bin": (_program, "docker"),
-    "app_python_cmd": (_command, "'uv run python'"),
-    "hostside_python": (_command, "python3"),
-    "base_url": (_http_url, "http://127.0.0.1:18080"),
-    "health_path": (_url_path, "/api/v1/health"),
-    "http_timeout_s": (_positive_number, "10"),
-    "health_retries": (_positive_int, "5"),
-    "health_expect": (_key_values, "db_backend=postgresql"),
-    "count_timeout_ms": (_positive_int, "3000"),
-    "allowed_row_diff": (_non_negative_int, "0"),
-    "require_exact_counts": (_bool, "true"),
-    "tables": (_tables, "public.users,public.meters"),
-    "orphan_relations": (_orphan_relations, "meters.unit_id->units.id"),
-    "asset_sample_size": (_positive_int, "50"),
-    "asset_sample_seed": (_integer, "0"),
-    "asset_prefix": (_abs_path, "/app/.data"),
-    "asset_path_columns": (_columns, "ugc_assets.storage_path,gallery_items.storage_dir"),
-    "assets_dir": (_abs_path, "/srv/app/.data"),
-    "required_extensions": (_extensions, "vector"),
-    "source_dsn_env": (_env_name, "SOURCE_DATABASE_URL"),
-    "target_dsn_env": (_env_name, "DATABASE_URL"),
-    "dump_format": (_dump_format, "custom"),
-    "dump_jobs": (_positive_int, "2"),
-    "dump_path": (_abs_path, "/var/backups/app.dump"),
-    "drop_schema": (_bool, "false"),
-    "rsync_source": (_rsync_source, "backup@source:/srv/app/.data/"),
-    "rsync_delete": (_bool, "false"),
-    "rsync_rsh": (_single_line, "'ssh -p 2222'"),
-    "migrate_redis": (_bool, "false"),
-    "work_dir": (_abs_path, "/var/lib/turnout/work"),
-    "batch_size": (_positive_int, "5000"),
-    "sample_ratio": (_ratio, "0.05"),
-    "i_know_what_im_doing": (_release_flag, "true"),
-}
+
+# Declaring settings.
+
+_INFO_KEY = "turnout.setting"
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """
+    What ``setting()`` attaches to a ``Settings`` field, besides its name, type and default.
+
+    + validate: takes the raw value, returns the clean one or raises (see the validators above)
+    + example: a valid value as typed after ``--data <name>=`` (shell-quoted when needed)
+    + doc: one line, the comment above the setting in ``group_data/all.py``
+    + section: the heading the setting is listed under in ``group_data/all.py``
+    """
+
+    validate: _Validator
+    example: str
+    doc: str
+    section: str
+
+
+def setting(default: Any, validate: _Validator, *, example: str, doc: str, section: str) -> Any:
+    """
+    Declare one setting: a dataclass field with its default and its ``SettingInfo``.
+
+    Example:
+
+    .. code:: python
+
+        from dataclasses import dataclass, fields
+
+        @dataclass(frozen=True)
+        class Demo:
+            dump_jobs: int = setting(2, _positive_int, example="4", doc="Jobs.", section="dump")
+
+        setting_info(fields(Demo)[0]).example  # '4'
+        Demo().dump_jobs  # 2
+    """
+    if "\n" in doc or len(f"# {doc}") > _LINE_MAX:
+        raise ValueError(f"the doc of a setting must be one line of at most 98 characters: {doc}")
+    info = SettingInfo(validate=validate, example=example, doc=doc, section=section)
+    return field(default=default, metadata={_INFO_KEY: info})
+
+
+def setting_info(settings_field: Field) -> SettingInfo:
+    """
+    The ``SettingInfo`` of one ``Settings`` field.
+
+    Example:
+
+    .. code:: python
+
+        from dataclasses import fields
+        setting_info(fields(Settings)[0]).doc  # 'Where evidence directories are created: …'
+    """
+    return settings_field.metadata[_INFO_KEY]
+
+
+# Sections of group_data/all.py, in order; each names the SPEC items its settings serve.
+_EVIDENCE = "evidence (SPEC S0.3)"
+_APP = "the app and compose (S0.4)"
+_HTTP = "HTTP checks (S0.5, S1.7)"
+_DB_CHECKS = "database validation (S1.4, S1.6)"
+_ASSETS = "assets (S1.5)"
+_MOVE = "dump, restore, mirror (S1.1-S1.3, S1.10, S1.12)"
+_DATA_KEYS = "data keys (C3)"
+_RELEASE = "release (S0.2)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """
+    Every turnout setting with its default. Build it with ``load_settings(host.data)``.
+
+    Each field is declared once, with ``setting(...)``; ``group_data/all.py`` is generated from
+    these declarations. List-valued settings are tuples so that a loaded ``Settings`` is truly
+    immutable.
+    """
+
+    evidence_root: str = setting(
+        "/var/lib/turnout/evidence",
+        _abs_path,
+        example="/var/lib/turnout/evidence",
+        doc="Where evidence directories are created: <evidence_root>/<task>/<timestamp>/.",
+        section=_EVIDENCE,
+    )
+    evidence_timestamp: str | None = setting(
+        None,
+        _timestamp,
+        example="20240102T030405Z",
+        doc="Pinned evidence timestamp (e.g. 20240102T030405Z): reuses one directory, "
+        "reruns are idempotent.",
+        section=_EVIDENCE,
+    )
+    app_root: str = setting(
+        "/srv/app",
+        _abs_path,
+        example="/srv/app",
+        doc="The app's directory on the host (compose file, .env).",
+        section=_APP,
+    )
+    env_file: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/app/.env",
+        doc="Env file passed to every compose call; None means <app_root>/.env.",
+        section=_APP,
+    )
+    compose_file: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/app/docker-compose.yml",
+        doc="Compose file; None means <app_root>/docker-compose.yml.",
+        section=_APP,
+    )
+    compose_project: str | None = setting(
+        None,
+        _compose_project,
+        example="app",
+        doc="Compose project name (docker compose -p); None lets compose derive it.",
+        section=_APP,
+    )
+    docker_bin: str = setting(
+        "docker",
+        _program,
+        example="docker",
+        doc="Docker client program (name on PATH or absolute path).",
+        section=_APP,
+    )
+    hostside_python: str = setting(
+        "python3",
+        _command,
+        example="python3",
+        doc="Python interpreter on the host that runs turnout's host-side script.",
+        section=_APP,
+    )
+    base_url: str = setting(
+        "http://127.0.0.1:18080",
+        _http_url,
+        example="http://127.0.0.1:18080",
+        doc="Base URL of the app for health and smoke checks.",
+        section=_HTTP,
+    )
+    health_path: str = setting(
+        "/api/v1/health",
+        _url_path,
+        example="/api/v1/health",
+        doc="Path of the health endpoint under base_url.",
+        section=_HTTP,
+    )
+    http_timeout_s: float = setting(
+        10.0,
+        _positive_number,
+        example="10",
+        doc="Timeout of one HTTP request, in seconds.",
+        section=_HTTP,
+    )
+    health_retries: int = setting(
+        5,
+        _positive_int,
+        example="5",
+        doc="How many times the health check is tried before it fails.",
+        section=_HTTP,
+    )
+    health_expect: tuple[str, ...] = setting(
+        (),
+        _key_values,
+        example="db_backend=postgresql",
+        doc='What the health body must report besides status ok, as "key=value" items.',
+        section=_HTTP,
+    )
+    count_timeout_ms: int = setting(
+        3000,
+        _positive_int,
+        example="3000",
+        doc="Timeout of one exact count(*) before falling back to the planner estimate, in ms.",
+        section=_DB_CHECKS,
+    )
+    allowed_row_diff: int = setting(
+        0,
+        _non_negative_int,
+        example="0",
+        doc="Allowed row-count difference per table (applies only when both counts are exact).",
+        section=_DB_CHECKS,
+    )
+    require_exact_counts: bool = setting(
+        False,
+        _bool,
+        example="true",
+        doc="Fail when a count is only an estimate.",
+        section=_DB_CHECKS,
+    )
+    tables: tuple[str, ...] | None = setting(
+        None,
+        _tables,
+        example="public.users,public.meters",
+        doc='Tables to validate ("schema.table" or "table"); None means all tables.',
+        section=_DB_CHECKS,
+    )
+    orphan_relations: tuple[str, ...] = setting(
+        (),
+        _orphan_relations,
+        example="meters.unit_id->units.id",
+        doc='Orphan checks, each "child_table.column->parent_table.column".',
+        section=_DB_CHECKS,
+    )
+    required_extensions: tuple[str, ...] = setting(
+        ("vector",),
+        _extensions,
+        example="vector",
+        doc="Extensions that must exist in the target database.",
+        section=_DB_CHECKS,
+    )
+    asset_sample_size: int = setting(
+        50,
+        _positive_int,
+        example="50",
+        doc="How many DB-referenced asset paths are sampled and checked on the target.",
+        section=_ASSETS,
+    )
+    asset_sample_seed: int = setting(
+        0,
+        _integer,
+        example="0",
+        doc="Seed of the asset sample, so a rerun checks the same paths.",
+        section=_ASSETS,
+    )
+    asset_prefix: str = setting(
+        "/app/.data",
+        _abs_path,
+        example="/app/.data",
+        doc="Prefix every asset path stored in the DB must start with (path inside the container).",
+        section=_ASSETS,
+    )
+    asset_path_columns: tuple[str, ...] = setting(
+        (
+            "knowledge_materials.storage_path",
+            "ugc_assets.storage_path",
+            "gallery_items.storage_dir",
+        ),
+        _columns,
+        example="ugc_assets.storage_path,gallery_items.storage_dir",
+        doc='Columns holding asset paths, each "table.column".',
+        section=_ASSETS,
+    )
+    assets_dir: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/app/.data",
+        doc="Host directory mounted at asset_prefix in the container.",
+        section=_ASSETS,
+    )
+    source_dsn_env: str = setting(
+        "SOURCE_DATABASE_URL",
+        _env_name,
+        example="SOURCE_DATABASE_URL",
+        doc="Environment variable (on the host) holding the source DSN.",
+        section=_MOVE,
+    )
+    target_dsn_env: str = setting(
+        "DATABASE_URL",
+        _env_name,
+        example="DATABASE_URL",
+        doc="Environment variable (on the host) holding the target DSN.",
+        section=_MOVE,
+    )
+    dump_format: str = setting(
+        "custom",
+        _dump_format,
+        example="custom",
+        doc="pg_dump format: " + " or ".join(DUMP_FORMATS) + ".",
+        section=_MOVE,
+    )
+    dump_jobs: int = setting(
+        2,
+        _positive_int,
+        example="2",
+        doc="Parallel jobs for directory-format dumps and restores.",
+        section=_MOVE,
+    )
+    dump_path: str | None = setting(
+        None,
+        _abs_path,
+        example="/var/backups/app.dump",
+        doc="Existing dump to restore instead of dumping the source.",
+        section=_MOVE,
+    )
+    drop_schema: bool = setting(
+        False,
+        _bool,
+        example="false",
+        doc="Drop and recreate schema public before restoring (staging only; refused on prod).",
+        section=_MOVE,
+    )
+    rsync_source: str | None = setting(
+        None,
+        _rsync_source,
+        example="backup@source:/srv/app/.data/",
+        doc="rsync source of the assets (local path or remote host:path).",
+        section=_MOVE,
+    )
+    rsync_delete: bool = setting(
+        False,
+        _bool,
+        example="false",
+        doc="Pass --delete to rsync (only when explicitly asked).",
+        section=_MOVE,
+    )
+    rsync_rsh: str | None = setting(
+        None,
+        _single_line,
+        example="'ssh -p 2222'",
+        doc='Remote shell for a host:path rsync source, e.g. "ssh -p 2222" (default: plain ssh).',
+        section=_MOVE,
+    )
+    migrate_redis: bool = setting(
+        False,
+        _bool,
+        example="false",
+        doc="Migrate Redis too (off unless explicitly asked).",
+        section=_MOVE,
+    )
+    work_dir: str | None = setting(
+        None,
+        _abs_path,
+        example="/var/lib/turnout/work",
+        doc="Fixed work directory so dumps and temporaries are kept for audit; "
+        "None uses a temporary one.",
+        section=_MOVE,
+    )
+    extra_data_keys: tuple[str, ...] = setting(
+        (),
+        _data_key_names,
+        example="ticket,owner",
+        doc="Host data keys of your own that are not settings (otherwise refused as typos).",
+        section=_DATA_KEYS,
+    )
+    i_know_what_im_doing: bool = setting(
+        False,
+        _release_flag,
+        example="true",
+        doc="Release flag for destructive steps; set it for one run only: "
+        "--data i_know_what_im_doing=true.",
+        section=_RELEASE,
+    )
+
+    @property
+    def env_file_path(self) -> str:
+        """The env file given to compose: ``env_file`` or ``<app_root>/.env``."""
+        return self.env_file or posixpath.join(self.app_root, ".env")
+
+    @property
+    def compose_file_path(self) -> str:
+        """The compose file: ``compose_file`` or ``<app_root>/docker-compose.yml``."""
+        return self.compose_file or posixpath.join(self.app_root, "docker-compose.yml")
+
+    @property
+    def health_expect_map(self) -> dict[str, str]:
+        """``health_expect`` as a dict: ``("db_backend=postgresql",)`` -> ``{"db_backend": …}``."""
+        return dict(item.split("=", 1) for item in self.health_expect)
+
+
+DEFAULTS: dict[str, object] = {each.name: each.default for each in fields(Settings)}
+
+
+# Reading host data.
+
+_MISSING = object()
+
+# Data keys pyinfra's connectors read or set without declaring them in ``data_meta``/``data_cls``:
+# the chroot connector's ``chroot_directory`` and the dockerssh/podmanssh connectors'
+# ``docker_image`` and ``docker_container_id`` (pyinfra/connectors/chroot.py, dockerssh.py).
+_UNDECLARED_CONNECTOR_KEYS = ("chroot_directory", "docker_image", "docker_container_id")
+
+
+def data_value(data: object, key: str, default: Any = None) -> Any:
+    """
+    Read ``key`` from a Mapping or a pyinfra ``HostData``-like object (attribute access).
+
+    Example:
+
+    .. code:: python
+
+        data_value({"dump_jobs": 4}, "dump_jobs")  # 4
+        data_value(host.data, "dump_jobs", 2)
+    """
+    if isinstance(data, Mapping):
+        return data.get(key, default)
+    return getattr(data, key, default)
+
+
+def data_keys(data: object) -> list[object]:
+    """
+    Every key ``data`` holds: a Mapping's keys, all layers of a pyinfra ``HostData`` (override,
+    host, group, global and ``@deploy`` data), or an attribute object's attributes.
+
+    Example:
+
+    .. code:: python
+
+        from pyinfra.api.host import HostData
+        data_keys(HostData("h", {"dump_jobs": 4}, {"ssh_port": 22}))  # ['ssh_port', 'dump_jobs']
+    """
+    if isinstance(data, Mapping):
+        return list(data)
+    if isinstance(data, HostData):
+        return list(data.dict())
+    return list(vars(data)) if hasattr(data, "__dict__") else []
+
+
+@cache
+def pyinfra_data_keys() -> frozenset[str]:
+    """
+    pyinfra's own data keys: every global argument (``_sudo``, ``_env``…) and the data keys of every
+    installed connector (``ssh_port``, ``docker_identifier``…, from their ``data_meta`` and
+    ``data_cls``), plus the few connector keys pyinfra does not declare.
+
+    Example:
+
+    .. code:: python
+
+        {"ssh_port", "_sudo"} <= pyinfra_data_keys()  # True
+    """
+    keys = {name for name, _ in all_global_arguments()}
+    for connector in get_all_connectors().values():
+        keys.update(getattr(connector, "data_meta", {}))
+        keys.update(get_type_hints(getattr(connector, "data_cls", dict)))
+    keys.update(_UNDECLARED_CONNECTOR_KEYS)
+    return frozenset(keys)
+
+
+def known_data_keys(extra: Iterable[str] = ()) -> frozenset[str]:
+    """
+    Every data key ``load_settings`` accepts: turnout's settings, pyinfra's own keys and ``extra``.
+
+    Example:
+
+    .. code:: python
+
+        "ticket" in known_data_keys(["ticket"])  # True
+    """
+    return frozenset(DEFAULTS) | pyinfra_data_keys() | frozenset(extra)
+
+
+def _extra_keys(data: object) -> tuple[str, ...]:
+    """``extra_data_keys`` from ``data``; none when unset or invalid (its problem is reported)."""
+    raw = data_value(data, "extra_data_keys", None)
+    try:
+        return _data_key_names(raw) if raw is not None else ()
+    except _Invalid:
+        return ()
+
+
+def unknown_keys(data: object) -> list[object]:
+    """
+    The keys of ``data`` that are neither a setting, nor pyinfra's own, nor in ``extra_data_keys``.
+
+    + data: ``host.data`` or any Mapping
+
+    Example:
+
+    .. code:: python
+
+        unknown_keys({"rsync_delte": True, "ssh_port": 22})  # ['rsync_delte']
+        unknown_keys({"ticket": "T-1", "extra_data_keys": ("ticket",)})  # []
+    """
+    known = known_data_keys(_extra_keys(data))
+    return [key for key in data_keys(data) if key not in known]
+
+
+# Loading.
+
+
+def load_settings(data: object) -> Settings:
+    """
+    Read and validate turnout's settings from host data; ``SettingsError`` lists all problems.
+
+    Missing keys take their default; keys that are neither settings, pyinfra's own data nor listed
+    in ``extra_data_keys`` are refused (with a "did you mean"). List settings accept a list/tuple
+    of strings or a comma-separated string (``--data tables=users,meters``).
+
+    + data: ``host.data`` or any Mapping
+
+    Example:
+
+    .. code:: python
+
+        from pyinfra import host
+        settings = load_settings(host.data)
+        load_settings({"tables": "public.users,meters"}).tables  # ('public.users', 'meters')
+    """
+    values, problems = _read_settings(data)
+    unknown = unknown_keys(data)
+    if unknown:
+        known = sorted(known_data_keys(_extra_keys(data)))
+        problems += [_unknown_problem(key, known) for key in unknown]
+    if problems:
+        raise SettingsError("\n".join(problems))
+    return Settings(**values)
+
+
+def _read_settings(data: object) -> tuple[dict[str, Any], list[str]]:
+    """The valid settings ``data`` sets, and one problem line per invalid one."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for each in fields(Settings):
+        raw = data_value(data, each.name, _MISSING)
+        if raw is _MISSING:
+            continue
+        if raw is None and each.default is None:
+            values[each.name] = None
+            continue
+        info = setting_info(each)
+        try:
+            values[each.name] = info.validate(raw)
+        except _Invalid as invalid:
+            problems.append(_problem(each.name, raw, invalid.expected, info.example))
+    return values, problems
+
+
+def _problem(key: str, value: object, expected: str, example: str) -> str:
+    return (
+        f"setting {key} must be {expected}, got {_show(value)}; "
+        f"set it in group_data/ or with --data {key}={example}"
+    )
+
+
+def _unknown_problem(key: object, known: list[str]) -> str:
+    """One line for an unknown key, suggesting the closest known key if there is one."""
+    shown = key if isinstance(key, str) and key.isidentifier() else _show(key)
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=_SUGGEST_CUTOFF)
+    if close:
+        return (
+            f"unknown setting {shown} (did you mean {close[0]}?); "
+            "check the spelling in group_data/ or --data"
+        )
+    return (
+        f"unknown setting {shown} (no setting has a similar name); check the spelling in "
+        "group_data/ or --data: group_data/all.py lists every setting, and a key of your own "
+        "belongs in extra_data_keys"
+    )
+
+
+def _show(value: object) -> str:
+    """repr of a bad value, redacted and truncated."""
+    shown = redact(repr(value))
+    if len(shown) > _SHOWN_VALUE_MAX:
+        shown = shown[: _SHOWN_VALUE_MAX - 1] + "…"
+    return shown
+
+
+# group_data/all.py, generated.
+
+_GROUP_DATA_DOC = '''"""
+turnout's documented defaults, loaded by pyinfra for every host.
+
+Generated from the declarations in ``turnout/settings.py``; do not edit it by hand: change the
+declaration there, then run ``python -m turnout.settings --group-data > group_data/all.py`` (a unit
+test checks this file is current). Override the defaults per environment in
+``group_data/<inventory name>.py`` or for one run with ``--data key=value`` (lists:
+``--data tables=public.users,public.meters``). Every value is checked by
+``turnout.settings.load_settings``, which also refuses keys that are neither settings nor pyinfra's
+own (``ssh_*``, ``_sudo``…) unless listed in ``extra_data_keys``. No secret ever lives here: DSNs
+are read on the host from the environment variables named below or from the server-side ``.env``.
+"""
+'''
+
+
+def render_group_data() -> str:
+    """
+    The text of ``group_data/all.py``: every setting with its doc and default, by section.
+
+    Example:
+
+    .. code:: python
+
+        "\\ndump_jobs = 2\\n" in render_group_data()  # True
+    """
+    lines = [_GROUP_DATA_DOC.rstrip("\n")]
+    section = None
+    for each in fields(Settings):
+        info = setting_info(each)
+        if info.section != section:
+            section = info.section
+            lines += ["", f"# --- {section} ---"]
+        lines += [f"# {info.doc}", _assignment(each.name, each.default)]
+    return "\n".join(lines) + "\n"
+
+
+def _assignment(name: str, value: object) -> str:
+    """``name = value`` as ruff formats it: one line, or one tuple item per line if too long."""
+    line = f"{name} = {_literal(value)}"
+    if len(line) <= _LINE_MAX or not isinstance(value, tuple):
+        return line
+    items = "".join(f"    {_literal(item)},\n" for item in value)
+    return f"{name} = (\n{items})"
+
+
+def _literal(value: object) -> str:
+    """A Python literal for a default, strings in double quotes."""
+    if isinstance(value, str):
+        text = repr(value)
+        return f'"{text[1:-1]}"' if text.startswith("'") and '"' not in value else text
+    if isinstance(value, tuple):
+        items = [_literal(item) for item in value]
+        return f"({items[0]},)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+    return repr(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    ``python -m turnout.settings --group-data``: print ``group_data/all.py``.
+
+    Example:
+
+    .. code:: shell
+
+        python -m turnout.settings --group-data > group_data/all.py
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m turnout.settings",
+        description="Print files generated from turnout's setting declarations.",
+    )
+    parser.add_argument(
+        "--group-data",
+        action="store_true",
+        help="print group_data/all.py (the documented defaults)",
+    )
+    args = parser.parse_args(argv)
+    if not args.group_data:
+        parser.error("nothing to print: pass --group-data")
+    sys.stdout.write(render_group_data())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -242,9 +242,7 @@ def test_database_is_observed_on_the_host(
         "tests/stack/inventory.py",
         "fact",
         "turnout.facts.postgres.PostgresServer",
-        "dsn_env=DATABASE_URL",
-        f"env_file={host['env_file']}",
-        f"python={stack['python']}",
+        "database=DATABASE_URL",
     )
     outputs.append(result.stdout)
     assert result.returncode == 0, result.stdout[-3000:]
@@ -263,9 +261,7 @@ def test_missing_dsn_is_reported_not_crashed(stack: dict, first_run, outputs: li
         "tests/stack/inventory.py",
         "fact",
         "turnout.facts.postgres.PostgresServer",
-        "dsn_env=NO_SUCH_DSN",
-        f"env_file={host['env_file']}",
-        f"python={stack['python']}",
+        "database=NO_SUCH_DSN",
     )
     outputs.append(result.stdout)
     fact = fact_json(result.stdout)["stack-staging"]

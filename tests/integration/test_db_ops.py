@@ -540,7 +540,7 @@ def test_drop_schema_is_refused_without_release_and_on_prod(dbt: dict) -> None:
         host="stack-prod",
     )
     assert on_prod.returncode != 0
-    assert "drop_schema is for staging only" in on_prod.stdout
+    assert "it is for staging only and this host is in the prod group" in on_prod.stdout
     assert table_counts(stack, "staging", TARGET_DB) == before
     assert not marker.exists()
 

@@ -123,7 +123,7 @@ def test_one_timestamp_per_state(counting_timestamps):
     first, second = FakeState(), FakeState()
 
     assert run_timestamp(Settings(), first) == "t1"
-    assert run_timestamp(Settings(operator="bob"), first) == "t1"
+    assert run_timestamp(Settings(evidence_root="/srv/other"), first) == "t1"
     assert run_timestamp(Settings(), second) == "t2"
     assert run_timestamp(Settings(), first) == "t1"
 

@@ -1,22 +1,27 @@
 """The host-side program, run for real as it is shipped: through ``sh`` and a here-document."""
 
-import ast
+import io
 import os
 import subprocess
 import sys
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 import pytest
+from pyinfra.connectors.util import make_unix_command
 
 import turnout
 from turnout.hostside.base import HostsideError, host_dsn, read_env_file
 from turnout.hostside.web import judge_health
 from turnout.remote import (
-    SHIPPED_MODULES,
+    PROGRAM_MODULES,
     hostside_command,
-    hostside_source,
     parse_hostside_output,
+    program_name,
+    program_payload,
+    program_zip,
+    ship_command,
 )
 
 CANARY = "Canary-Pw_9x!@:/%"
@@ -129,51 +134,115 @@ def test_params_are_quoted_and_never_split(tmp_path: Path) -> None:
     assert odd.is_dir()
 
 
-def test_shipped_source_is_one_flat_program() -> None:
-    source = hostside_source()
-    assert source.index("def normalize_dsn") < source.index("def host_dsn")
-    assert source.index("def host_dsn") < source.index("def main(")
-    assert source.count("if __name__ == '__main__':") == 1
-    assert "\nfrom __future__" not in source
-    # It travels inside one argv element of the remote shell (MAX_ARG_STRLEN is 128 KiB).
-    assert len(source.encode()) < 100_000
+def test_program_is_a_zip_of_the_real_modules() -> None:
+    names = zipfile.ZipFile(io.BytesIO(program_zip())).namelist()
+    assert names[0] == "__main__.py"
+    assert {f"turnout/{name}" for name in PROGRAM_MODULES} <= set(names)
+    for name in PROGRAM_MODULES:  # every module it needs is really there, not an empty stand-in
+        assert (Path(turnout.__file__).parent / name).exists(), name
+    assert program_zip() == program_zip.__wrapped__()  # deterministic: same code, same name
+    assert program_name().startswith("hostside-") and program_name().endswith(".pyz")
 
 
-def test_shipped_modules_define_each_name_once() -> None:
-    """Concatenated, a name defined twice would silently replace the first definition."""
-    seen: dict[str, str] = {}
-    for name in SHIPPED_MODULES:
-        tree = ast.parse((Path(turnout.__file__).parent / name).read_text())
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef):
-                defined = [node.name]
-            elif isinstance(node, ast.Assign):
-                defined = [t.id for t in node.targets if isinstance(t, ast.Name)]
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                defined = [node.target.id]
-            else:
-                continue
-            for item in defined:
-                assert item not in seen, f"{item} defined in {seen.get(item)} and {name}"
-                seen[item] = name
+@pytest.mark.parametrize(
+    "wrapping",
+    [
+        {},
+        {"_sudo": True, "_sudo_user": "app", "_use_sudo_login": True, "_preserve_sudo_env": True},
+        {"_su_user": "app", "_use_su_login": True, "_preserve_su_env": True},
+        {"_sudo": True, "_su_user": "postgres", "_env": {"LC_ALL": "C.UTF-8"}},
+    ],
+)
+def test_final_commands_stay_short_after_su_and_sudo(wrapping: dict) -> None:
+    """Every command, as the host's shell receives it, is far below Linux's 128 KiB limit on one
+    argument: the program travels once, on stdin, never in argv."""
+    params = {
+        "dsn_env": "DATABASE_URL",
+        "env_file": "/srv/app/.env",
+        "tables": [f"schema_{i}.table_{i}" for i in range(200)],
+        "log_path": "/var/lib/turnout/evidence/dry_run/20261124T000000Z/logs/pg_dump.log",
+    }
+    commands = [hostside_command("row_counts", params, python="/opt/venv/bin/python3")]
+    commands.append(ship_command())
+    for command in commands:
+        final = make_unix_command(command, **wrapping).get_raw_value()
+        assert len(final.encode()) < 16 * 1024, len(final)
+        assert "PGDMP" not in final and "def main" not in final
+    assert len(program_payload()) < 128 * 1024  # on stdin; still small
+
+
+def test_ship_command_places_the_program_once_content_addressed(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for _ in range(2):
+        result = subprocess.run(
+            ["sh", "-c", ship_command().get_raw_value()],
+            input=program_payload(),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+    placed = Path(result.stdout.strip())
+    assert placed == tmp_path / "cache" / "turnout" / program_name()
+    assert placed.read_bytes() == program_zip()
+    assert oct(placed.parent.stat().st_mode & 0o777) == "0o700"
+    assert oct(placed.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in placed.parent.iterdir()] == [placed.name]  # no temporaries left
+    placed.write_bytes(b"tampered")  # a wrong copy is replaced
+    subprocess.run(
+        ["sh", "-c", ship_command().get_raw_value()],
+        input=program_payload(),
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert placed.read_bytes() == program_zip()
+
+
+def test_planted_host_side_error_names_its_real_file_and_line(tmp_path: Path) -> None:
+    """An unexpected exception on the host says where it happened; the traceback goes to the
+    step's log (when its directory exists), with the real file and line."""
+    source = (Path(turnout.__file__).parent / "hostside" / "files.py").read_text().splitlines()
+    start = next(i for i, text in enumerate(source) if text.startswith("def action_make_dirs"))
+    line = next(
+        i for i, text in enumerate(source, 1) if i > start and "for path in params" in text
+    )
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "step.log"
+    result, out = run_shipped("make_dirs", {"paths": 5, "log_path": str(log)}, tmp_path)
+    assert result.returncode == 1
+    assert out["ok"] is False
+    where = f"TypeError: 'int' object is not iterable (at turnout/hostside/files.py line {line}"
+    assert where in out["error"]
+    assert f"traceback in {log}" in out["error"]
+    one_line = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(one_line) == 1 and one_line[0].startswith("turnout: make_dirs: TypeError")
+    kept = log.read_text()
+    assert "Traceback (most recent call last)" in kept
+    assert f'turnout/hostside/files.py", line {line}, in action_make_dirs' in kept
+    # a fact reports it the same way, and exits 0
+    result, out = run_shipped("path_modes", {"paths": 5}, tmp_path)
+    assert result.returncode == 0 and "at turnout/hostside/files.py line" in out["error"]
+
+
+def test_tracebacks_kept_in_evidence_are_redacted(tmp_path: Path) -> None:
+    from turnout.hostside.base import remember_secret
+    from turnout.hostside.main import keep_traceback
+
+    remember_secret(CANARY)
+    log = tmp_path / "step.log"
+    try:
+        int(CANARY)
+    except ValueError as error:
+        assert keep_traceback(error, "row_counts", {"log_path": str(log)}) == str(log)
+    text = log.read_text()
+    assert "ValueError" in text and CANARY not in text
+    assert keep_traceback(ValueError("x"), "a", {"log_path": str(tmp_path / "no" / "l")}) is None
 
 
 def test_shipped_program_does_not_import_an_installed_turnout(tmp_path: Path) -> None:
-    """On a host where turnout is installed too, the program still runs only its own text."""
-    result = subprocess.run(
-        [
-            "sh",
-            "-c",
-            hostside_command("path_modes", {"paths": ["/"]}, sys.executable).get_raw_value()
-            + "; true",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONVERBOSE": "1"},
-    )
-    imported = [
-        line.split("'")[1] for line in result.stderr.splitlines() if line.startswith("import '")
-    ]
-    assert "json" in imported  # the probe sees the program's imports
-    assert not [name for name in imported if name.startswith("turnout")], imported
+    """On a host where another turnout is importable, the program runs only its own modules."""
+    result, out = run_shipped("path_modes", {"paths": ["/"]}, tmp_path)  # shadow on PYTHONPATH
+    assert result.returncode == 0, result.stderr
+    assert out["ok"] is True and out["paths"]["/"]["type"] == "dir"

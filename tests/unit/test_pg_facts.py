@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from turnout.database import Database
 from turnout.facts.dump import DumpInfo, RestoreMarker
 from turnout.facts.postgres import Orphans, RowCounts, TableSizes
 from turnout.hostside.base import HostsideError
 from turnout.hostside.dump import (
     dump_digest,
     dump_format_of,
+    dump_stat_signature,
     dump_toc_tables,
     pg_sequence_behind,
 )
@@ -131,13 +133,13 @@ def test_dump_format_and_directory_digest(tmp_path: Path) -> None:
 
 def action_params(command) -> dict:
     """The JSON parameters of a host-side command (the argument after the action name)."""
-    return json.loads(shlex.split(command.get_raw_value().split(" <<")[0])[3])
+    return json.loads(shlex.split(command.get_raw_value())[3])
 
 
 def test_fact_commands_carry_names_never_secrets() -> None:
     params = action_params(
         RowCounts().command(
-            dsn_env="DATABASE_URL", env_file="/srv/app/.env", tables="users, audit.events"
+            database=Database("DATABASE_URL", "/srv/app/.env"), tables="users, audit.events"
         )
     )
     assert params == {
@@ -146,9 +148,9 @@ def test_fact_commands_carry_names_never_secrets() -> None:
         "tables": ["users", "audit.events"],
         "timeout_ms": 3000,
     }
-    params = action_params(Orphans().command("DATABASE_URL", relations=("a.b->c.d",)))
+    params = action_params(Orphans().command(Database("DATABASE_URL"), relations=("a.b->c.d",)))
     assert params["relations"] == ["a.b->c.d"] and params["foreign_keys"] is True
-    assert action_params(TableSizes().command("DATABASE_URL"))["tables"] is None
+    assert action_params(TableSizes().command(Database("DATABASE_URL")))["tables"] is None
     assert action_params(DumpInfo().command("/x.dump")) == {
         "path": "/x.dump",
         "verify": False,
@@ -233,7 +235,21 @@ def test_dump_renames_after_read_back_and_keeps_password_out_of_argv(fake_tools:
     assert out["sha256"] == hashlib.sha256(b"PGDMP fake dump").hexdigest()
     assert out["tables"] == 1 and out["complete"] is True and out["recorded"] is True
     sidecar = json.loads((dest.parent / "app.dump.sha256").read_text())
-    assert sidecar == {"format": "custom", "sha256": out["sha256"], "size": 15, "tables": 1}
+    stat = sidecar.pop("stat")
+    assert sidecar == {
+        "format": "custom",
+        "sha256": out["sha256"],
+        "size": 15,
+        "tables": 1,
+        "table_names": ["public.users"],
+    }
+    assert stat == dump_stat_signature(str(dest))  # device, inode, size, mtime: trusted unread
+    info = run_action("dump_info", {"path": str(dest), "pg_bin": fake_tools["pg_bin"]}, {})[1]
+    assert info["trusted"] is True and info["full_dump_reads"] == 0
+    assert info["sha256"] == out["sha256"] and info["complete"] is True
+    os.utime(dest)  # touched: no longer provably the verified dump, so it is read again
+    info = run_action("dump_info", {"path": str(dest), "pg_bin": fake_tools["pg_bin"]}, {})[1]
+    assert info["trusted"] is False and info["full_dump_reads"] == 1
     argv = (fake_tools["dir"] / "pg_dump.argv").read_text().splitlines()
     assert argv[:3] == ["--no-owner", "--no-acl", "--format=custom"]
     assert argv[3].startswith(f"--file={dest}.partial-")

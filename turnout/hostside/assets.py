@@ -19,9 +19,7 @@ import os
 import re
 import stat
 
-if __name__ != "__main__":
-    from turnout.hostside.base import HostsideError, host_dsn, run_tool
-
+from turnout.hostside.base import HostsideError, host_dsn, run_tool
 
 ASSET_EXAMPLES_MAX = 5
 ASSET_LIST_MAX = 20

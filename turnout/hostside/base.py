@@ -2,10 +2,14 @@
 
 import json
 import os
+import signal
+import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
+from typing import IO
 
-if __name__ != "__main__":
-    from turnout.dsn import DsnError, libpq_env, normalize_dsn, redact
+from turnout.dsn import DsnError, libpq_env, normalize_dsn, redact
 
 
 class HostsideError(Exception):
@@ -100,37 +104,64 @@ def run_tool(
     log_path: str | None = None,
     timeout: float | None = None,
     ok_codes: tuple[int, ...] = (0,),
+    feed: Callable[[IO[bytes]], None] | None = None,
 ) -> str:
-    """Run a tool with ``argv`` (never a shell), under an optional watchdog ``timeout``; append
-    the redacted command line and output to ``log_path`` (0600). Returns the redacted output;
-    raises ``HostsideError`` naming the tool and the last output line when the exit code is not
-    in ``ok_codes`` or the watchdog fired. Secrets belong in ``env``, never in ``argv``."""
-    import subprocess
-
+    """Run a tool with ``argv`` (never a shell) in its own process group, under an optional
+    watchdog ``timeout`` that kills the whole group (``pg_dump --jobs`` workers, rsync's ssh);
+    append the redacted command line and output to ``log_path`` (0600). ``feed`` writes the
+    tool's stdin (else it reads /dev/null). Returns the redacted output; raises ``HostsideError``
+    naming the tool and the last output line when the exit code is not in ``ok_codes`` or the
+    watchdog fired. Secrets belong in ``env``, never in ``argv``."""
     tool = os.path.basename(argv[0])
     try:
-        result = subprocess.run(  # noqa: S603 - argv list, no shell
+        process = subprocess.Popen(  # noqa: S603 - argv list, no shell
             argv,
             env=env,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
+            stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        output, code = result.stdout + result.stderr, result.returncode
-    except subprocess.TimeoutExpired as expired:
-        output = (
-            (expired.stdout or b"").decode("utf-8", "replace")
-            if isinstance(expired.stdout, bytes)
-            else (expired.stdout or "")
-        )
-        output += f"\nturnout: {tool} killed by the watchdog after {timeout:.0f}s"
-        code = None
     except FileNotFoundError:
         raise HostsideError(f"{tool} is not installed on this host") from None
-    output = redact(output, _SECRETS)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
+    reader.start()
+    fired = threading.Event()
+
+    def watchdog() -> None:
+        fired.set()
+        kill_group(process, wait=False)
+
+    timer = threading.Timer(timeout, watchdog) if timeout else None
+    try:
+        if timer:
+            timer.daemon = True
+            timer.start()
+        if feed:
+            try:
+                feed(process.stdin)
+            except BrokenPipeError:  # the tool stopped reading: its exit code says why
+                pass
+            finally:
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
+        process.wait()
+        reader.join()
+    except BaseException:  # interrupted: take the tool's whole group down with us
+        kill_group(process)
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+    raw = b"".join(chunks)
+    code: int | None = process.returncode
+    if fired.is_set():
+        raw += f"\nturnout: {tool} killed by the watchdog after {timeout:.0f}s".encode()
+        code = None
+    output = redact(raw.decode("utf-8", "replace"), _SECRETS)
     if log_path:
         append_log(log_path, redact(" ".join(argv), _SECRETS), output, code)
     if code is None or code not in ok_codes:
@@ -138,6 +169,17 @@ def run_tool(
         status = "timed out" if code is None else f"exited {code}"
         raise HostsideError(f"{tool} {status}: {last[:300]}")
     return output
+
+
+def kill_group(process: subprocess.Popen, wait: bool = True) -> None:
+    """SIGKILL the process group ``process`` leads (it was started with ``start_new_session``):
+    the tool and every child it made."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if wait:
+        process.wait()
 
 
 def append_log(log_path: str, command: str, output: str, code: int | None) -> None:

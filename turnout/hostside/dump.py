@@ -22,18 +22,18 @@ import re
 import shutil
 import time
 
-if __name__ != "__main__":
-    from turnout.hostside.base import (
-        HostsideError,
-        append_log,
-        host_dsn,
-        libpq_child,
-        run_tool,
-        write_json_atomically,
-    )
-    from turnout.hostside.pg import pg_connect, pg_current_database
+from turnout.constants import DUMP_FORMATS
+from turnout.hostside.base import (
+    HostsideError,
+    append_log,
+    host_dsn,
+    libpq_child,
+    run_tool,
+    write_json_atomically,
+)
+from turnout.hostside.pg import pg_connect, pg_current_database
 
-DUMP_FORMAT_FLAGS = {"custom": "--format=custom", "directory": "--format=directory"}
+DUMP_FORMAT_FLAGS = {name: f"--format={name}" for name in DUMP_FORMATS}
 DUMP_TABLE_NAMES_MAX = 200
 # "215; 1259 16390 TABLE public users app" (not "TABLE DATA …").
 TOC_TABLE_RE = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)(?:\s|$)")
@@ -101,21 +101,93 @@ def dump_read_sidecar(path: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def dump_stat_signature(path: str) -> str:
+    """Device, inode, size and mtime (ns) of a dump file, or of each file of a dump directory:
+    what must be unchanged for the recorded sha256 to be trusted without reading the dump."""
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [os.path.join(path, name) for name in sorted(os.listdir(path))]
+    parts = []
+    for item in paths:
+        st = os.stat(item)
+        parts.append(
+            f"{os.path.basename(item)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def dump_trusted_record(path: str) -> dict | None:
+    """The sidecar of a dump verified when it was made, when the dump is provably unchanged since
+    (same device, inode, size and mtime): its sha256, size and tables can be used unread."""
+    record = dump_read_sidecar(path)
+    if not record or not record.get("stat"):
+        return None
+    try:
+        same = record["stat"] == dump_stat_signature(path)
+    except OSError:
+        return None
+    return record if same else None
+
+
+def dump_verify_and_digest(
+    path: str, pg_bin: str, log_path: str | None = None, timeout: float | None = None
+) -> tuple[str, int]:
+    """Read the dump once: its sha256 and size, and a full read-back by ``pg_restore
+    --file=/dev/null`` (``--list`` succeeds on a truncated dump). A custom-format file is fed to
+    pg_restore on stdin while it is hashed; a directory is hashed, then read back. Raises
+    ``HostsideError`` when the read-back fails."""
+    pg_restore = pg_tool(pg_bin, "pg_restore")
+    if os.path.isdir(path):
+        digest = dump_digest(path)
+        run_tool([pg_restore, "--file=/dev/null", path], log_path=log_path, timeout=timeout)
+        return digest
+    digest, total = hashlib.sha256(), 0
+    argv = [pg_restore, "--file=/dev/null"]
+    with open(path, "rb") as source:
+
+        def feed(stdin) -> None:  # noqa: ANN001 - the child's stdin pipe
+            nonlocal total
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                total += len(chunk)
+                stdin.write(chunk)
+
+        run_tool(argv, log_path=log_path, timeout=timeout, feed=feed)
+    return digest.hexdigest(), total
+
+
 def action_dump_info(params: dict) -> dict:
-    """What the dump at ``path`` is; ``complete`` is only known (true/false) with ``verify``."""
+    """What the dump at ``path`` is. A dump whose sidecar proves it unchanged since it was made and
+    verified is described from the sidecar without being read (``complete`` true, ``trusted``);
+    otherwise it is hashed, and with ``verify`` read back in full (one pass), else ``complete``
+    is None. ``full_dump_reads`` says how many times the dump was read whole."""
     path = params["path"]
     pg_bin = params.get("pg_bin") or ""
     if not os.path.lexists(path):
-        return {"path": path, "exists": False}
-    info: dict = {"path": path, "exists": True, "format": dump_format_of(path)}
+        return {"path": path, "exists": False, "full_dump_reads": 0}
+    info: dict = {
+        "path": path,
+        "exists": True,
+        "format": dump_format_of(path),
+        "full_dump_reads": 0,
+    }
     if info["format"] is None:
         info.update(complete=False, problem="not a custom-format dump file nor a dump directory")
         return info
-    info["sha256"], info["size"] = dump_digest(path)
-    sidecar = dump_read_sidecar(path) or {}
-    info["recorded"] = (
-        sidecar.get("sha256") == info["sha256"] and sidecar.get("size") == info["size"]
-    )
+    trusted = dump_trusted_record(path)
+    if trusted:
+        names = trusted.get("table_names") or []
+        info.update(
+            sha256=trusted["sha256"],
+            size=trusted["size"],
+            recorded=True,
+            trusted=True,
+            tables=trusted.get("tables", len(names)),
+            table_names=names[:DUMP_TABLE_NAMES_MAX],
+            complete=True,
+        )
+        return info
+    info.update(recorded=False, trusted=False)
     try:
         listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", path])
     except HostsideError as error:
@@ -125,11 +197,34 @@ def action_dump_info(params: dict) -> dict:
     info.update(tables=len(names), table_names=names[:DUMP_TABLE_NAMES_MAX], complete=None)
     if params.get("verify"):
         try:
-            run_tool([pg_tool(pg_bin, "pg_restore"), "--file=/dev/null", path])
+            info["sha256"], info["size"] = dump_verify_and_digest(path, pg_bin)
             info["complete"] = True
         except HostsideError as error:
+            info["sha256"], info["size"] = dump_digest(path)
             info.update(complete=False, problem=f"full read-back failed: {error}")
+            info["full_dump_reads"] += 1
+    else:
+        info["sha256"], info["size"] = dump_digest(path)
+    info["full_dump_reads"] += 1
+    sidecar = dump_read_sidecar(path) or {}
+    info["recorded"] = (
+        sidecar.get("sha256") == info["sha256"] and sidecar.get("size") == info["size"]
+    )
     return info
+
+
+def dump_record(dest: str, fmt: str, sha256: str, size: int, table_names: list[str]) -> dict:
+    """Write ``<dest>.sha256``: the verified dump's sha256, size, tables and stat signature."""
+    record = {
+        "sha256": sha256,
+        "size": size,
+        "format": fmt,
+        "tables": len(table_names),
+        "table_names": table_names[:DUMP_TABLE_NAMES_MAX],
+        "stat": dump_stat_signature(dest),
+    }
+    write_json_atomically(f"{dest}.sha256", record)
+    return record
 
 
 # Files ------------------------------------------------------------------------------------------
@@ -197,11 +292,8 @@ def action_pg_dump(params: dict) -> dict:
     old_umask = os.umask(0o077)  # the dump holds the data: 0600 files, 0700 directory
     try:
         run_tool(argv, env=env, log_path=log_path, timeout=timeout)
-        run_tool(
-            [pg_tool(pg_bin, "pg_restore"), "--file=/dev/null", partial],
-            log_path=log_path,
-            timeout=timeout,
-        )
+        sha256, size = dump_verify_and_digest(partial, pg_bin, log_path, timeout)
+        listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", partial])
         dump_fsync(partial)
         dump_remove_path(f"{dest}.sha256")
         aside = f"{dest}.replaced-{os.getpid()}"
@@ -217,14 +309,21 @@ def action_pg_dump(params: dict) -> dict:
         raise
     finally:
         os.umask(old_umask)
-    info = action_dump_info({"path": dest, "pg_bin": pg_bin})
-    info["complete"] = True
-    write_json_atomically(
-        f"{dest}.sha256",
-        {"sha256": info["sha256"], "size": info["size"], "format": fmt, "tables": info["tables"]},
-    )
-    info["recorded"] = True
-    return info
+    names = dump_toc_tables(listing)
+    record = dump_record(dest, fmt, sha256, size, names)
+    return {
+        "path": dest,
+        "exists": True,
+        "format": fmt,
+        "sha256": sha256,
+        "size": size,
+        "tables": record["tables"],
+        "table_names": record["table_names"],
+        "recorded": True,
+        "trusted": True,
+        "complete": True,
+        "full_dump_reads": 1,
+    }
 
 
 # Restore ------------------------------------------------------------------------------------------
@@ -338,12 +437,16 @@ def action_pg_restore(params: dict) -> dict:
     if os.path.lexists(marker):
         os.unlink(marker)
         dump_fsync(os.path.dirname(os.path.abspath(marker)))
-    # Read the whole dump back before touching the target: a corrupt dump changes nothing.
-    try:
-        run_tool([pg_restore, "--file=/dev/null", dump], log_path=log_path, timeout=timeout)
-    except HostsideError as error:
-        raise HostsideError(f"dump {dump} is unreadable, target untouched: {error}") from None
-    sha256, _ = dump_digest(dump)
+    # A dump not provably unchanged since it was verified is read back in full before the target
+    # is touched (one pass, hashed on the way): a corrupt dump changes nothing.
+    trusted = dump_trusted_record(dump)
+    if trusted:
+        sha256 = trusted["sha256"]
+    else:
+        try:
+            sha256, _ = dump_verify_and_digest(dump, pg_bin, log_path, timeout)
+        except HostsideError as error:
+            raise HostsideError(f"dump {dump} is unreadable, target untouched: {error}") from None
     safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
     terminated, failures = 0, []
     with pg_connect(params) as conn:
@@ -396,4 +499,5 @@ def action_pg_restore(params: dict) -> dict:
         "marker": marker,
         "terminated_backends": terminated,
         "not_terminated": failures,
+        "full_dump_reads": 0 if trusted else 1,
     }

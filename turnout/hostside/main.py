@@ -1,38 +1,39 @@
-"""The host-side program's entry point: the action tables and ``main``. Shipped last.
+"""The host-side program's entry point: the action tables and ``main`` (run by ``__main__.py``
+of the zip application that ``turnout/remote.py`` builds).
 
 python -c 'from turnout.remote import hostside_command as c
 print(c("path_modes", {"paths": ["/tmp"]}).get_raw_value())' | sh
 """
 
 import json
+import os
 import sys
+import traceback
 
-if __name__ != "__main__":
-    from turnout.dsn import redact
-    from turnout.hostside.assets import (
-        action_asset_sample,
-        action_rsync_mirror,
-        action_rsync_plan,
-    )
-    from turnout.hostside.base import _SECRETS, HostsideError
-    from turnout.hostside.dump import (
-        action_dump_info,
-        action_pg_dump,
-        action_pg_restore,
-        action_restore_marker,
-    )
-    from turnout.hostside.files import action_make_dirs, action_path_modes
-    from turnout.hostside.pg import (
-        action_alembic_revision,
-        action_constraints,
-        action_extensions,
-        action_orphans,
-        action_postgres_server,
-        action_row_counts,
-        action_table_sizes,
-    )
-    from turnout.hostside.web import action_http_health, action_http_health_wait
-
+from turnout.dsn import redact
+from turnout.hostside.assets import (
+    action_asset_sample,
+    action_rsync_mirror,
+    action_rsync_plan,
+)
+from turnout.hostside.base import _SECRETS, HostsideError, append_log
+from turnout.hostside.dump import (
+    action_dump_info,
+    action_pg_dump,
+    action_pg_restore,
+    action_restore_marker,
+)
+from turnout.hostside.files import action_make_dirs, action_path_modes
+from turnout.hostside.pg import (
+    action_alembic_revision,
+    action_constraints,
+    action_extensions,
+    action_orphans,
+    action_postgres_server,
+    action_row_counts,
+    action_table_sizes,
+)
+from turnout.hostside.web import action_http_health, action_http_health_wait
 
 FACT_ACTIONS = {
     "asset_sample": action_asset_sample,
@@ -58,18 +59,56 @@ OPERATION_ACTIONS = {
 }
 
 
+def error_location(error: BaseException) -> str:
+    """``turnout/hostside/pg.py line 123``: the innermost frame of the program in the traceback
+    (inside the zip application the file names are the real module paths)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [frame for frame in frames if "turnout/" in frame.filename.replace(os.sep, "/")]
+    frame = (ours or frames or [None])[-1]
+    if frame is None:
+        return "an unknown place"
+    name = frame.filename.replace(os.sep, "/")
+    name = "turnout/" + name.rsplit("turnout/", 1)[-1] if "turnout/" in name else name
+    return f"{name} line {frame.lineno}"
+
+
+def keep_traceback(error: BaseException, action: str, params: dict) -> str | None:
+    """Append the redacted traceback to the step's log (``log_path``, else ``error_log``) when its
+    directory exists (evidence is never created here); the log's path, or None."""
+    for key in ("log_path", "error_log"):
+        path = params.get(key) if isinstance(params, dict) else None
+        if isinstance(path, str) and path and os.path.isdir(os.path.dirname(path)):
+            text = "".join(traceback.format_exception(error))
+            try:
+                append_log(path, f"turnout host program: {action}", redact(text, _SECRETS), None)
+            except OSError:
+                continue
+            return path
+    return None
+
+
 def main(argv: list[str]) -> int:
+    """Run one action; print its JSON answer. Facts exit 0 even on errors; operations exit 1."""
     action = argv[1] if len(argv) > 1 else ""
     is_fact = action in FACT_ACTIONS
     handler = FACT_ACTIONS.get(action) or OPERATION_ACTIONS.get(action)
+    params: dict = {}
     try:
         if handler is None:
             raise HostsideError(f"unknown hostside action {action!r}")
         params = json.loads(argv[2]) if len(argv) > 2 else {}
         result = {"ok": True, **handler(params)}
     except Exception as error:  # noqa: BLE001 - every failure becomes one redacted line
-        kind = "" if isinstance(error, HostsideError) else f"{type(error).__name__}: "
-        message = redact(f"{kind}{error}", _SECRETS)
+        if isinstance(error, HostsideError):
+            message = redact(str(error), _SECRETS)
+        else:  # a bug or an unforeseen failure: say where, keep the traceback
+            kept = keep_traceback(error, action, params)
+            where = f"; traceback in {kept}" if kept else ""
+            message = redact(
+                f"{type(error).__name__}: {error} (at {error_location(error)}{where})", _SECRETS
+            )
+            if not kept:
+                print(redact("".join(traceback.format_exception(error)), _SECRETS), file=sys.stderr)
         print(json.dumps({"ok": False, "error": message}))
         if not is_fact:
             print(f"turnout: {action}: {message}", file=sys.stderr)

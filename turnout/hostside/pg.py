@@ -9,8 +9,7 @@ everywhere; a name given without a schema means ``public``. Identifiers reach SQ
     print(c("row_counts", {"dsn_env": "DATABASE_URL", "tables": ["users"]}).get_raw_value())' | sh
 """
 
-if __name__ != "__main__":
-    from turnout.hostside.base import HostsideError, host_dsn
+from turnout.hostside.base import HostsideError, host_dsn
 
 # Tables of these schemas are never counted, checked or listed.
 PG_USER_SCHEMAS_SQL = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
@@ -386,10 +385,20 @@ def action_table_sizes(params: dict) -> dict:
 
 
 def action_postgres_server(params: dict) -> dict:
-    """Connect with the DSN named by ``dsn_env`` and describe the server (no secrets)."""
+    """Connect with the DSN named by ``dsn_env`` and describe the server (no secrets), with the
+    catalog's cheap estimates for plans: user tables (partitioned parents once, their partitions
+    not again), estimated rows (``reltuples`` of tables holding rows) and the database's size on
+    disk (``pg_database_size``: tables, indexes, TOAST and free space — not a dump's size)."""
     with pg_connect(params) as conn:
         row = conn.execute(
-            "SELECT current_setting('server_version'), current_database(), current_user"
+            "SELECT current_setting('server_version'), current_database(), current_user, "
+            "  pg_database_size(current_database())"
+        ).fetchone()
+        tables, rows = conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT c.relispartition), "
+            "  coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.relkind = 'r'), 0)::bigint "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relkind IN ('r', 'p') AND {PG_USER_SCHEMAS_SQL}"
         ).fetchone()
         host, port = conn.info.host, conn.info.port
     return {
@@ -398,4 +407,7 @@ def action_postgres_server(params: dict) -> dict:
         "user": row[2],
         "host": host,
         "port": port,
+        "database_bytes": row[3],
+        "tables": tables,
+        "estimated_rows": rows,
     }

@@ -6,8 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
-if __name__ != "__main__":
-    from turnout.hostside.base import HostsideError, write_json_atomically
+from turnout.hostside.base import HostsideError, write_json_atomically
 
 
 def http_get(url: str, timeout: float) -> dict:

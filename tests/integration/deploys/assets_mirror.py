@@ -11,5 +11,4 @@ assets.mirror(
     dest=host.data.get("assets_test_dest"),
     delete=host.data.get("assets_test_delete") is True,
     log_path=host.data.get("assets_test_log"),
-    python=host.data.get("hostside_python"),
 )

@@ -4,33 +4,29 @@ tests/integration/test_db_ops.py; the DSNs live in the env file ``dbt_env_file``
 
 from pyinfra import host
 
+from turnout.database import Database
 from turnout.operations import db
 
 data = host.data
-python = data.get("hostside_python")
 
 if data.get("dbt_dest"):
     db.dump(
         name="Dump the test database",
-        dsn_env=data.get("dbt_source_env"),
-        env_file=data.get("dbt_env_file"),
+        source=Database(data.get("dbt_source_env"), data.get("dbt_env_file")),
         dest=data.get("dbt_dest"),
         format=data.get("dbt_format") or "custom",
         jobs=2,
         log_path=data.get("dbt_log"),
         timeout_s=120,
-        python=python,
     )
 
 if data.get("dbt_marker"):
     db.restore(
         name="Restore the test database",
         dump=data.get("dbt_dump") or data.get("dbt_dest"),
-        dsn_env=data.get("dbt_target_env"),
+        into=Database(data.get("dbt_target_env"), data.get("dbt_env_file")),
         marker=data.get("dbt_marker"),
-        env_file=data.get("dbt_env_file"),
         drop_schema=data.get("dbt_drop_schema") is True,
         log_path=data.get("dbt_log"),
         timeout_s=120,
-        python=python,
     )

@@ -1,0 +1,17 @@
+"""
+The enumerations turnout's settings validate, defined once.
+
+Standard library only (nothing at all, in fact): this module is shipped to hosts inside the
+host-side program (``turnout/remote.py``), which has no pyinfra. ``turnout.settings`` re-exports
+what is here.
+
+Example:
+
+.. code:: python
+
+    from turnout.constants import DUMP_FORMATS
+    "directory" in DUMP_FORMATS  # True
+"""
+
+# pg_dump/pg_restore formats turnout writes and reads (setting ``dump_format``).
+DUMP_FORMATS = ("custom", "directory")

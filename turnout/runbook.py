@@ -1,0 +1,139 @@
+"""The start every runbook shares: settings, release policy, pre-flight, the run's evidence paths.
+
+A runbook (``deploys/*.py``) begins with one call::
+
+    from turnout.runbook import start_runbook
+    run = start_runbook("dry_run", preflight=Preflight(tables=True, dump=True, assets_source=True))
+    db.restore(name="Restore into staging", dump=run.dump_file, into=run.target, marker=run.marker)
+
+``start_runbook`` runs while the deploy loads, for each host, before any operation is planned or
+run (so even ``-y``, which skips planning, is covered):
+
+1. the settings are read and validated (``turnout.settings.load_settings``: one line per problem,
+   unknown keys refused);
+2. the databases named by the settings answer, the tables asked for exist in the source, a given
+   dump is a dump, the assets source exists (and is not empty when ``rsync_delete`` is set) —
+   each as asked by ``Preflight``; a problem stops the run with one sentence, nothing changed;
+3. the run's evidence directory is fixed (``<evidence_root>/<task>/<timestamp>``), and host-side
+   errors of this run are logged to its ``logs/hostside.log`` once it exists.
+
+Destructive operations refuse themselves while the deploy loads (``turnout.guard.destructive``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host, state
+
+from turnout.database import Database
+from turnout.evidence import evidence_dir, run_timestamp
+from turnout.facts.assets import RsyncPlan
+from turnout.facts.dump import DumpInfo
+from turnout.facts.postgres import PostgresServer, RowCounts
+from turnout.memo import observe
+from turnout.operations.assets import mirror_refusal
+from turnout.preflight import PreflightError, require
+from turnout.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What a runbook's pre-flight checks besides the settings.
+
+    + databases: which of ``source``/``target`` must answer
+    + tables: the ``tables`` setting's tables must exist in the source
+    + dump: a given ``dump_path`` must be a pg_dump archive
+    + assets_source: ``rsync_source`` must exist (and not be empty with ``rsync_delete``)
+    """
+
+    databases: tuple[str, ...] = ("source", "target")
+    tables: bool = False
+    dump: bool = False
+    assets_source: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """One runbook run on the current host: its settings, databases and evidence paths."""
+
+    task: str
+    settings: Settings
+    run_dir: str
+    source: Database
+    target: Database
+
+    @property
+    def state_dir(self) -> str:
+        """``<evidence_root>/state``: markers that outlive one run (0700)."""
+        return f"{self.settings.evidence_root}/state"
+
+    def log(self, name: str) -> str:
+        """``<run_dir>/logs/<name>``: a step's log."""
+        return f"{self.run_dir}/logs/{name}"
+
+    def output(self, name: str) -> str:
+        """``<run_dir>/outputs/<name>``: a step's report."""
+        return f"{self.run_dir}/outputs/{name}"
+
+
+def start_runbook(task: str, preflight: Preflight | None = None) -> Run:
+    """Read the settings, run the pre-flight, fix the evidence directory; see the module
+    docstring. Raises ``SettingsError``/``PreflightError`` (one line each, nothing changed)."""
+    settings = load_settings(host.data)
+    env_file = settings.env_file_path
+    run = Run(
+        task=task,
+        settings=settings,
+        run_dir=evidence_dir(settings.evidence_root, task, run_timestamp(settings, state)),
+        source=Database(settings.source_dsn_env, env_file),
+        target=Database(settings.target_dsn_env, env_file),
+    )
+    host._turnout_error_log = run.log("hostside.log")
+    check_inputs(run, preflight or Preflight())
+    return run
+
+
+def ensure_unchanged_note(message: str) -> str:
+    """``message`` ending with exactly one "; nothing was changed"."""
+    return message.removesuffix("; nothing was changed") + "; nothing was changed"
+
+
+def check_inputs(run: Run, preflight: Preflight) -> None:
+    """The pre-flight: every input the run depends on, before any step (see ``Preflight``)."""
+    settings = run.settings
+    for role in preflight.databases:
+        database = getattr(run, role)
+        require(
+            observe(PostgresServer, database=database),
+            f"connect to the {role} database ({database})",
+        )
+    if preflight.tables and settings.tables:
+        require(
+            observe(RowCounts, database=run.source, tables=list(settings.tables), timeout_ms=1),
+            "find the tables to validate in the source",
+        )
+    if preflight.dump and settings.dump_path:
+        given = require(
+            observe(DumpInfo, path=settings.dump_path, verify=False, pg_bin=""),
+            f"read the dump {settings.dump_path}",
+        )
+        if not given["exists"] or not given.get("format"):
+            raise PreflightError(
+                f"dump_path {settings.dump_path} is not a pg_dump custom file or directory on the "
+                "host; nothing was changed"
+            )
+    if preflight.assets_source and settings.rsync_source and settings.assets_dir:
+        plan = observe(
+            RsyncPlan,
+            source=settings.rsync_source,
+            dest=settings.assets_dir,
+            delete=settings.rsync_delete,
+            excludes=[],
+            rsh=settings.rsync_rsh,
+        )
+        refusal = mirror_refusal(
+            plan, settings.rsync_source, settings.assets_dir, settings.rsync_delete, None
+        )
+        if refusal:
+            raise PreflightError(ensure_unchanged_note(refusal))
