@@ -11,6 +11,7 @@ other: the dump made by the pyinfra run is the one the later restore tests use.
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -327,7 +328,12 @@ def test_fact_errors_are_clear(dbt: dict) -> None:
         "error": f"DBT_NOPE is not set in the environment or {dbt['env_file']}",
     }
     out = fact(dbt, "dump_info", path=str(dbt["root"] / "absent.dump"))
-    assert out == {"ok": True, "path": str(dbt["root"] / "absent.dump"), "exists": False}
+    assert out == {
+        "ok": True,
+        "path": str(dbt["root"] / "absent.dump"),
+        "exists": False,
+        "full_dump_reads": 0,
+    }
 
 
 # Dump and restore through pyinfra ----------------------------------------------------------------
@@ -340,7 +346,12 @@ def test_dump_and_restore_plan_run_and_rerun(dbt: dict) -> None:
 
     dry = deploy(dbt, dry=True)
     assert dry.returncode == 0, dry.stdout[-3000:]
-    assert f"Will dump {SRC_DB} at 127.0.0.1:{port} (7 tables, ~116 rows, " in dry.stdout
+    # cheap catalog estimates for the plan, labelled as such (no table is counted to plan)
+    assert re.search(
+        rf"Will dump {SRC_DB} at 127.0.0.1:{port} \(7 tables, ~\d+ rows estimated, "
+        r"database size \d+\.\d (KiB|MiB)\)",
+        dry.stdout,
+    ), dry.stdout[-3000:]
     assert f"as custom to {dest}" in dry.stdout
     assert (
         f"Will restore the dump made by the dump step ({dest}) into {TARGET_DB} at "
@@ -439,10 +450,14 @@ def test_truncated_dump_is_not_complete(dbt: dict) -> None:
     assert listed["format"] == "custom" and listed["tables"] == 7 and listed["complete"] is None
     verified = fact(dbt, "dump_info", path=str(truncated), verify=True)
     assert verified["complete"] is False and "read-back failed" in verified["problem"]
-    # The dump op replaces an incomplete dump at its destination.
+    # The dump op replaces a dump it cannot prove verified (no matching .sha256 record) without
+    # reading it to decide.
     dry = deploy(dbt, f"dbt_dest={truncated}", "dbt_marker=", dry=True)
     assert dry.returncode == 0, dry.stdout[-3000:]
-    assert f"to {truncated}, replacing the incomplete dump there" in dry.stdout
+    assert (
+        f"to {truncated}, replacing the unverified dump there (no matching .sha256 record)"
+        in dry.stdout
+    )
 
 
 def test_restore_terminates_sessions_that_would_block_it(dbt: dict) -> None:
@@ -527,8 +542,9 @@ def test_drop_schema_is_refused_without_release_and_on_prod(dbt: dict) -> None:
     )
     assert refused.returncode != 0
     assert (
-        "refusing restore with drop_schema: it is destructive and i_know_what_im_doing is "
-        "false; read the --dry plan, then re-run with --data i_know_what_im_doing=true"
+        "refusing the restore with drop_schema (drops schema public): it is destructive and "
+        "i_know_what_im_doing is false; read the --dry plan, then re-run with --data "
+        "i_know_what_im_doing=true"
         in refused.stdout
     )
     on_prod = deploy(

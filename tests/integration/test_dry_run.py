@@ -13,21 +13,27 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import STACK_DIR, ArgvWatcher, changes, run_pyinfra, run_stack, superuser
+from conftest import STACK_DIR, ArgvWatcher, changes, run_pyinfra, run_stack, stack_env, superuser
 
 TIMESTAMP = "rehearsal"
 BASE = ("tests/stack/inventory.py", "deploys/dry_run.py", "--limit", "stack-staging")
 SEED_ROWS = "200"
 
 
-def rehearsal(*data: str, timestamp: str = TIMESTAMP, verbosity: str = "", dry: bool = False):
+def rehearsal(
+    *data: str,
+    timestamp: str = TIMESTAMP,
+    verbosity: str = "",
+    dry: bool = False,
+    env: dict[str, str] | None = None,
+):
     args = ["-y"] if not dry else ["--dry"]
     if verbosity:
         args.append(verbosity)
     options = []
     for item in (f"evidence_timestamp={timestamp}", *data):
         options += ["--data", item]
-    return run_pyinfra(*args, *BASE, *options)
+    return run_pyinfra(*args, *BASE, *options, env=env)
 
 
 def run_dir(stack: dict, timestamp: str = TIMESTAMP) -> Path:
@@ -152,11 +158,36 @@ def test_rehearsal_passes_with_evidence(seeded: dict, passing: dict) -> None:
     assert len([p for p in assets.rglob("*") if p.is_file()]) >= int(SEED_ROWS) * 3
 
 
-def test_second_run_changes_nothing(passing: dict, outputs: list[str]) -> None:
-    again = rehearsal(verbosity="-vv")
+def test_second_run_changes_nothing(passing: dict, outputs: list[str], tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    again = rehearsal(verbosity="-vv", env=stack_env(TURNOUT_STATS=str(stats)))
     outputs.append(again.stdout)
     assert again.returncode == 0, again.stdout[-3000:]
     assert changes(again.stdout) == 0
+    calls = json.loads(stats.read_text())
+    # The dump is trusted from its verified record (same inode, size, mtime): never read whole.
+    assert calls["full_dump_reads"] == 0, calls
+    assert calls["ships"] == 1 and calls["ship_bytes"] < 128 * 1024, calls  # placed once
+    assert calls["hostside_bytes"] < 1024 * calls["hostside_calls"], calls  # short calls
+    assert calls["hostside_calls"] <= 16, calls
+    # -vv shows each command; none carries the program
+    assert "def main(" not in again.stdout and "PGDMP" not in again.stdout
+    assert len(again.stdout.splitlines()) < 2000
+
+
+def test_planning_a_rerun_reads_no_dump_and_counts_nothing(
+    passing: dict, outputs: list[str], tmp_path: Path
+) -> None:
+    """--dry on a rehearsed host: the plan comes from cheap facts; validation's counts and
+    joins run only when executing."""
+    stats = tmp_path / "stats.json"
+    plan = rehearsal(dry=True, verbosity="-v", env=stack_env(TURNOUT_STATS=str(stats)))
+    outputs.append(plan.stdout)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    calls = json.loads(stats.read_text())
+    assert calls["full_dump_reads"] == 0, calls
+    assert "checked again when executing" in plan.stdout
+    assert "exact" not in plan.stdout  # no count table while planning
 
 
 def given_dump(stack: dict) -> str:

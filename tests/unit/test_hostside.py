@@ -42,8 +42,17 @@ def run_shipped(action: str, params: dict, tmp_path: Path, env: dict | None = No
 
 def test_env_file_parsing(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("# comment\nexport A=1\nB='two words'\nC=\"x=y\"\n\nD=\nnot a line\n")
-    assert read_env_file(str(env_file)) == {"A": "1", "B": "two words", "C": "x=y", "D": ""}
+    env_file.write_text("# comment\nexport A=1\nB='two words'\nC=\"x=y\"\n\nD=\nE=v # note\n")
+    assert read_env_file(str(env_file)) == {
+        "A": "1",
+        "B": "two words",
+        "C": "x=y",
+        "D": "",
+        "E": "v",  # compose drops an inline comment; the old reader kept it in the value
+    }
+    env_file.write_text("A=1\nnot a line\n")  # compose refuses it, and so does turnout
+    with pytest.raises(HostsideError, match=r"env file .*\.env: line 2"):
+        read_env_file(str(env_file))
 
 
 def test_env_file_missing_is_a_clear_error(tmp_path: Path) -> None:

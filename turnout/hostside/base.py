@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import IO
 
 from turnout.dsn import DsnError, libpq_env, normalize_dsn, redact
+from turnout.hostside import envfile
 
 
 class HostsideError(Exception):
@@ -29,29 +30,16 @@ def remember_secret(value: str) -> None:
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    """Parse a docker-compose style ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional
-    ``export``, single- or double-quoted values. Variables are not expanded."""
-    values: dict[str, str] = {}
+    """The variables of a compose ``.env`` file, read with compose's own rules
+    (``turnout.hostside.envfile``: quotes, escapes, ``${VAR}`` and defaults, inline comments)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        return envfile.read_env_file(path)
     except FileNotFoundError:
         raise HostsideError(f"env file {path} does not exist on this host") from None
     except PermissionError:
         raise HostsideError(f"env file {path} is not readable by this user") from None
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip()
-        if key.startswith("export "):
-            key = key[len("export ") :].strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    except envfile.EnvFileError as error:
+        raise HostsideError(f"env file {path}: {error}") from None
 
 
 def host_dsn(dsn_env: str, env_file: str | None = None) -> str:

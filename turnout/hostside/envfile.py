@@ -148,8 +148,7 @@ class _Parser:
         """The key at ``start``, where its value starts, and whether it has none (a line break
         ended it). A key without ``=``, ``:`` or line break after it is the empty key (compose)."""
         text = self.text
-        match = _EXPORT.match(text, start)
-        if match:
+        if _EXPORT.match(text, start):
             start = _skip_inline_space(text, start + len("export"))
         for pos in range(start, len(text)):
             char = text[pos]
