@@ -88,3 +88,25 @@ class RsyncPlan(HostsideFact):
             "rsh": rsh,
         }
         return hostside_command("rsync_plan", params)
+
+
+class RsyncSides(HostsideFact):
+    """
+    The two sides of a mirror without walking either tree: whether ``source`` (a host path or
+    ``host:path`` over ``rsh``) can be listed and how many entries its top holds, and whether
+    ``dest`` is empty or missing. The pre-flight's check of the source; the mirror's shortcut
+    (an empty destination needs no dry run to know it will change).
+
+    .. code:: python
+
+        from turnout.facts.assets import RsyncSides
+        sides = host.get_fact(
+            RsyncSides, source="backup@old:/srv/app/data/assets", dest="/srv/app/data/assets",
+            rsh="ssh -p 2222",
+        )
+        # {"ok": True, "source_top_entries": 3, "dest_empty": False}
+        # or {"ok": False, "error": "rsync source /srv/old does not exist on this host"}
+    """
+
+    def command(self, source: str, dest: str, rsh: str | None = None) -> StringCommand:
+        return hostside_command("rsync_sides", {"source": source, "dest": dest, "rsh": rsh})

@@ -25,3 +25,21 @@ class EvidenceDirectory(HostsideFact):
     def command(self, path: str) -> StringCommand:
         paths = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
         return hostside_command("path_modes", {"paths": paths})
+
+
+class FileDigest(HostsideFact):
+    """
+    sha256 and mode of a file on the host (a kept report, a record), one short call.
+
+    .. code:: python
+
+        from turnout.facts.evidence import FileDigest
+        digest = host.get_fact(
+            FileDigest, path="/var/lib/turnout/evidence/dry_run/demo/outputs/validate_db.json"
+        )
+        # {"ok": True, "path": "…", "exists": True, "sha256": "9f2c…", "mode": "0600"}
+        # absent: {"ok": True, "path": "…", "exists": False}
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return hostside_command("file_digest", {"path": path})

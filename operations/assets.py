@@ -4,7 +4,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from turnout.facts.assets import RsyncPlan
+from turnout.facts.assets import RsyncPlan, RsyncSides
 from turnout.failures import stop
 from turnout.memo import observe
 from turnout.remote import hostside_command
@@ -25,6 +25,32 @@ def mirror_refusal(plan: dict, source: str, dest: str, delete: bool, max_delete:
             f"be deleted, more than max_delete={max_delete}; nothing was changed"
         )
     return None
+
+
+def mirror_command(
+    source: str,
+    dest: str,
+    delete: bool,
+    excludes: tuple[str, ...] | list[str],
+    max_delete: int | None,
+    rsh: str | None,
+    log_path: str | None,
+    timeout_s: float,
+):
+    """The host-side ``rsync_mirror`` call of ``mirror``."""
+    return hostside_command(
+        "rsync_mirror",
+        {
+            "source": source,
+            "dest": dest,
+            "delete": delete,
+            "excludes": list(excludes),
+            "max_delete": max_delete,
+            "rsh": rsh,
+            "log_path": log_path,
+            "timeout_s": timeout_s,
+        },
+    )
 
 
 @operation()
@@ -67,6 +93,16 @@ def mirror(
         )
     """
     try:
+        if host.state.is_executing:
+            # An empty or missing destination cannot already mirror anything: no dry run needed.
+            sides = observe(RsyncSides, source=source, dest=dest, rsh=rsh)
+            empty_source = delete and sides.get("source_top_entries") == 0
+            if sides.get("ok") and sides["dest_empty"] and not empty_source:
+                host.log(f"Will mirror {source} into the empty {dest}")
+                yield mirror_command(
+                    source, dest, delete, excludes, max_delete, rsh, log_path, timeout_s
+                )
+                return
         plan = observe(
             RsyncPlan,
             source=source,
@@ -87,18 +123,6 @@ def mirror(
             f"{plan['change']} to change ({plan['change_files']} files), "
             f"{plan['delete']} to delete{deleting}"
         )
-        yield hostside_command(
-            "rsync_mirror",
-            {
-                "source": source,
-                "dest": dest,
-                "delete": delete,
-                "excludes": list(excludes),
-                "max_delete": max_delete,
-                "rsh": rsh,
-                "log_path": log_path,
-                "timeout_s": timeout_s,
-            },
-        )
+        yield mirror_command(source, dest, delete, excludes, max_delete, rsh, log_path, timeout_s)
     except OperationError as error:
         yield from stop(error)

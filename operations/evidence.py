@@ -1,12 +1,14 @@
-"""Operations on the evidence directory of a run (S0.3)."""
+"""Operations on the evidence directory of a run (S0.3), and keeping files in it."""
+
+import hashlib
 
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.evidence import EVIDENCE_SUBDIRS
-from turnout.facts.evidence import EvidenceDirectory
-from turnout.failures import stop
+from turnout.facts.evidence import EvidenceDirectory, FileDigest
+from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.remote import hostside_command
 
@@ -43,6 +45,18 @@ def directory(path: str):
         yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"})
     except OperationError as error:
         yield from stop(error)
+
+
+def keep_text(path: str, text: str):
+    """Inside an operation: keep ``text`` in the evidence file ``path`` (0600, written through a
+    temporary file and renamed; sent on stdin, never in argv). Unchanged content is not rewritten,
+    so a rerun changes nothing; a failed write (a full filesystem) fails the step with one line."""
+    existing = require_fact(observe(FileDigest, path=path), f"read {path}")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if existing["exists"] and existing["sha256"] == digest and existing["mode"] == "0600":
+        host.noop(f"{path} is kept unchanged")
+        return
+    yield hostside_command("write_file", {"path": path}, stdin=text)
 
 
 @operation()

@@ -8,20 +8,19 @@ the reason in one line. While planning it says what it will check, against what,
 report will be written (none yet) or the kept one is checked again.
 """
 
-import io
 import json
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import File
-from pyinfra.operations import files
 
 from turnout.database import Database
 from turnout.dsn import redact
 from turnout.facts.assets import AssetSample
+from turnout.facts.evidence import FileDigest
 from turnout.facts.postgres import Extensions, Orphans, RowCounts
 from turnout.failures import fact_problem, fail_command
 from turnout.memo import observe
+from turnout.operations.evidence import keep_text
 from turnout.validation import (
     asset_failures,
     compare_counts,
@@ -42,7 +41,7 @@ def planned(step: str, record: str, plan: str):
     """While planning: say what will be checked; a report not kept yet is a change (a pending
     report stands in for it), a kept one is checked again when executing."""
     host.log(plan)
-    if host.get_fact(File, path=record):
+    if observe(FileDigest, path=record).get("exists"):
         host.noop(f"{step}: checked again when executing; {record} is rewritten only if it differs")
         return
     yield from record_report(record, {"step": step, "verdict": "pending", "failures": []}, [])
@@ -52,7 +51,7 @@ def record_report(record: str, report: dict, failures: list[str]):
     """Keep ``report`` in ``record`` (0600; unchanged content is not rewritten) and, at execution
     time, fail the step when there are ``failures``."""
     text = redact(json.dumps(report, indent=2, sort_keys=True)) + "\n"
-    yield from files.put._inner(src=io.StringIO(text), dest=record, mode="600")
+    yield from keep_text(record, text)
     if failures and host.state.is_executing:
         yield fail_command(failures)
 

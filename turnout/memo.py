@@ -4,9 +4,9 @@ pyinfra 3 has no fact cache and runs an operation's generator twice (planning, t
 an expensive fact (dump identity, row counts, orphan joins, asset samples, rsync plans) would be
 measured again and again. ``observe`` keeps each answer for the current host until the host may
 have changed: an entry is valid within one phase (loading and planning share one; executing starts
-afresh) and, while executing, until the next operation finishes on that host (a state callback
-bumps the host's generation). So the facts an operation reads before its first yield are measured
-once per phase, and a later step always sees what earlier steps did.
+afresh) and, while executing, until an operation on that host changes something (runs commands)
+or fails (a state callback bumps the host's generation). So each fact is measured once per phase
+while nothing changes, and a step always sees what earlier steps did.
 
     from turnout.memo import observe
     counts = observe(RowCounts, database=staging_db, tables=None, timeout_ms=3000)
@@ -22,22 +22,26 @@ from pyinfra.api.state import BaseStateCallback
 
 
 class _HostChanged(BaseStateCallback):
-    """Bumps a host's generation whenever an operation finished on it (changed or failed)."""
+    """Bumps a host's generation when the operation that just ran on it changed something (ran
+    commands) or failed: read at the start of the next operation, when the last one is complete."""
 
     @staticmethod
-    def operation_host_success(run_state: Any, run_host: Any, *args: Any, **kwargs: Any) -> None:
-        _bump(run_state, run_host)
-
-    @staticmethod
-    def operation_host_error(run_state: Any, run_host: Any, *args: Any, **kwargs: Any) -> None:
-        _bump(run_state, run_host)
+    def operation_host_start(run_state: Any, run_host: Any, op_hash: Any) -> None:
+        last = _memo(run_state)["last_op"]
+        previous = last.get(run_host.name)
+        last[run_host.name] = op_hash
+        if previous is None:
+            return
+        meta = run_state.get_op_data_for_host(run_host, previous).operation_meta
+        if not meta.is_complete() or not meta.did_succeed() or meta.did_change():
+            _bump(run_state, run_host)
 
 
 def _memo(run_state: Any) -> dict:
     """The memo of this run (created with its callback on first use)."""
     memo = getattr(run_state, "_turnout_memo", None)
     if memo is None:
-        memo = {"facts": {}, "generation": {}}
+        memo = {"facts": {}, "generation": {}, "last_op": {}}
         run_state._turnout_memo = memo
         run_state.add_callback_handler(_HostChanged())
     return memo

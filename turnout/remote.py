@@ -3,11 +3,12 @@
 The program is a zip application built once per process from the real modules (``turnout/dsn.py``,
 ``turnout/constants.py`` and ``turnout/hostside/*.py``, under their own names, so a traceback on
 the host names the real file and line). It is placed on each host once per run, content-addressed
-(``<cache>/turnout/hostside-<sha256[:16]>.pyz`` under the user's ``${XDG_CACHE_HOME:-~/.cache}``,
-directory 0700, file 0600), by one command that reads it base64-encoded on stdin (never argv) and
-prints where it is. Every later call is a short command:
-``<python> <cache>/hostside-….pyz <action> '<json params>'``. Placing the program is not a change to
-the app and happens during ``--dry`` as well (facts need it).
+(``<cache>/turnout/hostside-<sha256[:16]>/`` under the user's ``${XDG_CACHE_HOME:-~/.cache}``,
+0700), by one command that reads it base64-encoded on stdin (never argv), checks its sha256,
+unpacks and compiles it with the host's Python (so no call recompiles it) and prints where it is.
+Every later call is a short command: ``<python> <cache>/hostside-… <action> '<json params>'``
+(Python runs a directory's ``__main__.py``). Placing the program is not a change to the app and
+happens during ``--dry`` as well (facts need it).
 
 Parameters travel as one JSON argument and must never contain a secret: DSNs are named by the
 environment variable that holds them on the host (``dsn_env``) and the ``.env`` file to read.
@@ -24,7 +25,8 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import subprocess
+import sys
 import zipfile
 from functools import cache
 from pathlib import Path
@@ -87,26 +89,35 @@ def program_zip() -> bytes:
 
 @cache
 def program_name() -> str:
-    """``hostside-<sha256[:16]>.pyz``: the program's file name, the same for the same code."""
-    return f"hostside-{hashlib.sha256(program_zip()).hexdigest()[:16]}.pyz"
+    """``hostside-<sha256[:16]>``: the program's directory name, the same for the same code."""
+    return f"hostside-{hashlib.sha256(program_zip()).hexdigest()[:16]}"
 
 
-def ship_command() -> StringCommand:
-    """A command that reads the program base64-encoded on stdin, keeps it in the user's cache
-    (0700 directory, 0600 file, written under a temporary name and renamed; an existing copy with
-    the right sha256 is kept) and prints its absolute path."""
+def ship_command(python: str = "python3") -> StringCommand:
+    """A command that reads the program base64-encoded on stdin and keeps it, unpacked and
+    compiled by the host's ``python``, in the user's cache: ``<cache>/turnout/hostside-<sha>/``
+    (0700, owned by the user that runs it; unpacked under a temporary name, its sha256 checked,
+    then renamed; a copy already there with the right sha256 is kept as it is). Prints the
+    directory's absolute path. Bytecode is cached there, so no call recompiles the program."""
     digest = hashlib.sha256(program_zip()).hexdigest()
     script = (
         "umask 077; "
         'd="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/turnout"; '
         'mkdir -p "$d" && chmod 700 "$d" || exit 1; '
         f'f="$d/{program_name()}"; '
-        f'if ! echo "{digest}  $f" | sha256sum -c --status 2>/dev/null; then '
-        'base64 -d > "$f.tmp.$$" && mv -f "$f.tmp.$$" "$f" || { rm -f "$f.tmp.$$"; exit 1; }; '
-        "else cat > /dev/null; fi; "
+        f'if [ -f "$f/__main__.py" ] && [ "$(cat "$f/.sha256" 2>/dev/null)" = "{digest}" ]; then '
+        "cat > /dev/null; "
+        'else t="$f.tmp.$$"; rm -rf "$t" && mkdir "$t" && base64 -d > "$t.zip" '
+        f'&& echo "{digest}  $t.zip" | sha256sum -c --status '
+        f'&& "$1" -m zipfile -e "$t.zip" "$t" && echo "{digest}" > "$t/.sha256" '
+        '&& "$1" -m compileall -q "$t" > /dev/null; '
+        'rm -f "$t.zip"; rm -rf "$f.old.$$"; '
+        '[ -e "$f" ] && mv -T "$f" "$f.old.$$"; mv -T "$t" "$f" 2>/dev/null; '
+        'rm -rf "$t" "$f.old.$$"; fi; '
+        f'[ "$(cat "$f/.sha256" 2>/dev/null)" = "{digest}" ] || exit 1; '
         'echo "$f"'
     )
-    return StringCommand("sh", "-c", QuoteString(script))
+    return StringCommand("sh", "-c", QuoteString(script), "turnout-ship", QuoteString(python))
 
 
 def program_payload() -> str:
@@ -114,22 +125,19 @@ def program_payload() -> str:
     return base64.encodebytes(program_zip()).decode("ascii")
 
 
-def local_program() -> str:
+def local_program(python: str = sys.executable) -> str:
     """Place the program in this machine's cache without pyinfra (tests, tools); its path."""
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.environ.get("HOME", "/tmp"), ".cache"
+    result = subprocess.run(
+        ["sh", "-c", ship_command(python).get_raw_value()],
+        input=program_payload(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    directory = os.path.join(cache_home, "turnout")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, program_name())
-    data = program_zip()
-    if os.path.exists(path) and Path(path).read_bytes() == data:
-        return path
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-    return path
+    lines = result.stdout.split()
+    if result.returncode != 0 or not lines:
+        raise ShipError(f"cannot place turnout's host program here: {result.stderr.strip()}")
+    return lines[-1]
 
 
 def _connector_arguments(state: Any, host: Any) -> dict:
@@ -146,16 +154,16 @@ def _connector_arguments(state: Any, host: Any) -> dict:
     }
 
 
-def ensure_program(state: Any, host: Any) -> str:
+def ensure_program(state: Any, host: Any, python: str) -> str:
     """The program's path on ``host``, placing it there on the first call of this run."""
     placed = getattr(host, "_turnout_program", None)
-    if placed and placed[0] == program_name():
+    if placed and placed[0] == (program_name(), python):
         return placed[1]
     if not host.connected:
         host.connect(reason="to place turnout's host program", raise_exceptions=True)
     payload = program_payload()
     status, output = host.run_shell_command(
-        ship_command(), _stdin=payload, **_connector_arguments(state, host)
+        ship_command(python), _stdin=payload, **_connector_arguments(state, host)
     )
     lines = [line.strip() for line in output.stdout_lines if line.strip()]
     if not status or not lines or not lines[-1].startswith("/"):
@@ -166,7 +174,7 @@ def ensure_program(state: Any, host: Any) -> str:
         )
     STATS["ships"] += 1
     STATS["ship_bytes"] += len(payload)
-    host._turnout_program = (program_name(), lines[-1])
+    host._turnout_program = ((program_name(), python), lines[-1])
     return lines[-1]
 
 
@@ -179,8 +187,11 @@ def host_python() -> str:
     return "python3"
 
 
-def hostside_command(action: str, params: dict, python: str | None = None) -> StringCommand:
-    """A short shell command running ``action`` of the host-side program with ``params``.
+def hostside_command(
+    action: str, params: dict, python: str | None = None, stdin: str | None = None
+) -> StringCommand:
+    """A short shell command running ``action`` of the host-side program with ``params``
+    (and ``stdin``, which pyinfra sends without printing it, e.g. a report to keep).
 
     Inside a pyinfra run the program is placed on the current host first (once per run); outside
     one (tests, tools) it is placed on this machine. ``python`` defaults to the host's
@@ -188,18 +199,20 @@ def hostside_command(action: str, params: dict, python: str | None = None) -> St
     """
     from pyinfra.context import ctx_host, ctx_state, host, state
 
+    python = python or host_python()
     if ctx_host.isset() and ctx_state.isset():
-        program = ensure_program(state, host)
+        program = ensure_program(state, host, python)
         error_log = getattr(host, "_turnout_error_log", None)
         if error_log and not params.get("log_path"):
             params = {**params, "error_log": error_log}
     else:
-        program = local_program()
+        program = _local_program(python)
     command = StringCommand(
-        QuoteString(python or host_python()),
+        QuoteString(python),
         QuoteString(program),
         QuoteString(action),
         QuoteString(json.dumps(params, sort_keys=True)),
+        **({"_stdin": stdin} if stdin is not None else {}),
     )
     STATS["hostside_calls"] += 1
     STATS["hostside_bytes"] += len(command.get_raw_value())
@@ -215,6 +228,16 @@ def parse_hostside_output(output: list[str]) -> dict:
             STATS["full_dump_reads"] += int(result.get("full_dump_reads", 0) or 0)
             return result
     return {"ok": False, "error": "the host-side program printed no result"}
+
+
+_LOCAL_PROGRAMS: dict[str, str] = {}
+
+
+def _local_program(python: str) -> str:
+    """``local_program`` once per process and interpreter."""
+    if python not in _LOCAL_PROGRAMS:
+        _LOCAL_PROGRAMS[python] = local_program(python)
+    return _LOCAL_PROGRAMS[python]
 
 
 def _write_stats() -> None:

@@ -28,11 +28,10 @@ from pyinfra import host, state
 
 from turnout.database import Database
 from turnout.evidence import evidence_dir, run_timestamp
-from turnout.facts.assets import RsyncPlan
+from turnout.facts.assets import RsyncSides
 from turnout.facts.dump import DumpInfo
 from turnout.facts.postgres import PostgresServer, RowCounts
 from turnout.memo import observe
-from turnout.operations.assets import mirror_refusal
 from turnout.preflight import PreflightError, require
 from turnout.settings import Settings, load_settings
 
@@ -124,16 +123,14 @@ def check_inputs(run: Run, preflight: Preflight) -> None:
                 "host; nothing was changed"
             )
     if preflight.assets_source and settings.rsync_source and settings.assets_dir:
-        plan = observe(
-            RsyncPlan,
-            source=settings.rsync_source,
-            dest=settings.assets_dir,
-            delete=settings.rsync_delete,
-            excludes=[],
-            rsh=settings.rsync_rsh,
-        )
-        refusal = mirror_refusal(
-            plan, settings.rsync_source, settings.assets_dir, settings.rsync_delete, None
-        )
-        if refusal:
-            raise PreflightError(ensure_unchanged_note(refusal))
+        source = settings.rsync_source
+        sides = observe(RsyncSides, source=source, dest=settings.assets_dir, rsh=settings.rsync_rsh)
+        if not sides.get("ok"):
+            raise PreflightError(
+                ensure_unchanged_note(f"cannot mirror {source}: {sides.get('error')}")
+            )
+        if settings.rsync_delete and sides["source_top_entries"] == 0:
+            raise PreflightError(
+                f"refusing to mirror {source} to {settings.assets_dir} with --delete: the source "
+                "is empty (an unmounted source looks empty); check the source, nothing was changed"
+            )

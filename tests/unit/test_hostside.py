@@ -150,7 +150,7 @@ def test_program_is_a_zip_of_the_real_modules() -> None:
     for name in PROGRAM_MODULES:  # every module it needs is really there, not an empty stand-in
         assert (Path(turnout.__file__).parent / name).exists(), name
     assert program_zip() == program_zip.__wrapped__()  # deterministic: same code, same name
-    assert program_name().startswith("hostside-") and program_name().endswith(".pyz")
+    assert program_name().startswith("hostside-")
 
 
 @pytest.mark.parametrize(
@@ -182,31 +182,40 @@ def test_final_commands_stay_short_after_su_and_sudo(wrapping: dict) -> None:
 
 def test_ship_command_places_the_program_once_content_addressed(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    for _ in range(2):
+
+    def ship() -> Path:
         result = subprocess.run(
-            ["sh", "-c", ship_command().get_raw_value()],
+            ["sh", "-c", ship_command(sys.executable).get_raw_value()],
             input=program_payload(),
             capture_output=True,
             text=True,
             env=env,
             check=True,
         )
-    placed = Path(result.stdout.strip())
+        return Path(result.stdout.strip())
+
+    placed = ship()
     assert placed == tmp_path / "cache" / "turnout" / program_name()
-    assert placed.read_bytes() == program_zip()
     assert oct(placed.parent.stat().st_mode & 0o777) == "0o700"
-    assert oct(placed.stat().st_mode & 0o777) == "0o600"
+    assert oct(placed.stat().st_mode & 0o777) == "0o700"
+    assert (placed / "turnout" / "hostside" / "pg.py").read_bytes() == (
+        Path(turnout.__file__).parent / "hostside" / "pg.py"
+    ).read_bytes()
+    assert list((placed / "turnout" / "hostside" / "__pycache__").glob("pg.*.pyc"))  # compiled
     assert [p.name for p in placed.parent.iterdir()] == [placed.name]  # no temporaries left
-    placed.write_bytes(b"tampered")  # a wrong copy is replaced
-    subprocess.run(
-        ["sh", "-c", ship_command().get_raw_value()],
-        input=program_payload(),
-        text=True,
-        env=env,
-        check=True,
+    marker = placed / "__main__.py"
+    before = marker.stat().st_mtime_ns
+    assert ship() == placed and marker.stat().st_mtime_ns == before  # kept as it is
+    (placed / ".sha256").write_text("tampered\n")  # a wrong copy is replaced
+    assert ship() == placed and (placed / ".sha256").read_text().strip() != "tampered"
+    assert [p.name for p in placed.parent.iterdir()] == [placed.name]
+    result = subprocess.run(
+        [sys.executable, str(placed), "path_modes", '{"paths": ["/"]}'],
         capture_output=True,
+        text=True,
+        check=True,
     )
-    assert placed.read_bytes() == program_zip()
+    assert parse_hostside_output(result.stdout.splitlines())["paths"]["/"]["type"] == "dir"
 
 
 def test_planted_host_side_error_names_its_real_file_and_line(tmp_path: Path) -> None:
@@ -255,3 +264,46 @@ def test_shipped_program_does_not_import_an_installed_turnout(tmp_path: Path) ->
     result, out = run_shipped("path_modes", {"paths": ["/"]}, tmp_path)  # shadow on PYTHONPATH
     assert result.returncode == 0, result.stderr
     assert out["ok"] is True and out["paths"]["/"]["type"] == "dir"
+
+
+def test_evidence_file_is_kept_atomically_and_a_full_disk_fails_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """``write_file`` (how reports are kept) replaces a file only whole; on a full filesystem (a
+    real 64 KiB tmpfs) it fails with one line and the previous content survives."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(small)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mounted.returncode == 0, f"a tmpfs is needed for this test: {mounted.stderr}"
+    try:
+        report = small / "validate_db.json"
+        command = hostside_command("write_file", {"path": str(report)}, python=sys.executable)
+        ok = subprocess.run(
+            ["sh", "-c", command.get_raw_value()],
+            input='{"verdict": "pass"}\n',
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert report.read_text() == '{"verdict": "pass"}\n'
+        assert oct(report.stat().st_mode & 0o777) == "0o600"
+        full = subprocess.run(
+            ["sh", "-c", command.get_raw_value()],
+            input="x" * 200_000,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert full.returncode == 1
+        lines = [line for line in full.stderr.splitlines() if line.strip()]
+        assert lines == [f"turnout: write_file: cannot write {report}: No space left on device"]
+        assert report.read_text() == '{"verdict": "pass"}\n'  # the old report survives whole
+        assert [p.name for p in small.iterdir()] == ["validate_db.json"]  # no temporary left
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

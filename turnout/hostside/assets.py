@@ -461,6 +461,35 @@ def rsync_run(options: dict, dry_run: bool, log_path: str | None, timeout: float
     return rsync_parse(output)
 
 
+def rsync_top_entries(options: dict, timeout: float) -> int:
+    """How many entries the top of the source holds (``rsync --list-only --dirs``: one level,
+    local or ``host:path`` over the same remote shell); raises when it cannot be listed."""
+    argv = ["rsync", "--list-only", "--dirs", "--no-human-readable", "--", options["src"]]
+    env = {**os.environ, "LC_ALL": "C"}
+    env["RSYNC_RSH"] = f"{options['rsh'] or 'ssh'} -o BatchMode=yes"
+    try:
+        output = run_tool(argv, env=env, timeout=timeout)
+    except HostsideError as error:
+        raise HostsideError(f"rsync source {options['source']} cannot be listed: {error}") from None
+    names = [line.rsplit(" ", 1)[-1] for line in output.splitlines() if line.strip()]
+    return len([name for name in names if name not in (".", "./")])
+
+
+def action_rsync_sides(params: dict) -> dict:
+    """The two sides of a mirror, cheaply (no tree walk): whether the source exists and how many
+    entries its top holds, and whether ``dest`` holds anything yet."""
+    options = rsync_options(params)
+    rsync_check_source(options)
+    entries = rsync_top_entries(options, float(params.get("timeout_s", 120)))
+    try:
+        dest_empty = not any(True for _ in os.scandir(options["dest"]))
+    except FileNotFoundError:
+        dest_empty = True
+    except NotADirectoryError:
+        raise HostsideError(f"rsync dest {options['dest']} is not a directory") from None
+    return {"source_top_entries": entries, "dest_empty": dest_empty}
+
+
 def action_rsync_plan(params: dict) -> dict:
     """What mirroring ``source`` into ``dest`` would do (``rsync --dry-run``), as counts."""
     options = rsync_options(params)

@@ -5,58 +5,52 @@ python -c 'from turnout.remote import hostside_command as c
 print(c("path_modes", {"paths": ["/tmp"]}).get_raw_value())' | sh
 """
 
+import importlib
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 
 from turnout.dsn import redact
-from turnout.hostside.assets import (
-    action_asset_sample,
-    action_rsync_mirror,
-    action_rsync_plan,
-)
 from turnout.hostside.base import _SECRETS, HostsideError, append_log
-from turnout.hostside.dump import (
-    action_dump_info,
-    action_pg_dump,
-    action_pg_restore,
-    action_restore_marker,
-)
-from turnout.hostside.files import action_make_dirs, action_path_modes
-from turnout.hostside.pg import (
-    action_alembic_revision,
-    action_constraints,
-    action_extensions,
-    action_orphans,
-    action_postgres_server,
-    action_row_counts,
-    action_table_sizes,
-)
-from turnout.hostside.web import action_http_health, action_http_health_wait
 
+# action -> (module of turnout.hostside, function); a module is imported only when one of its
+# actions runs, so a call pays for what it uses.
 FACT_ACTIONS = {
-    "asset_sample": action_asset_sample,
-    "rsync_plan": action_rsync_plan,
-    "postgres_server": action_postgres_server,
-    "row_counts": action_row_counts,
-    "orphans": action_orphans,
-    "constraints": action_constraints,
-    "extensions": action_extensions,
-    "alembic_revision": action_alembic_revision,
-    "table_sizes": action_table_sizes,
-    "dump_info": action_dump_info,
-    "restore_marker": action_restore_marker,
-    "path_modes": action_path_modes,
-    "http_health": action_http_health,
+    "asset_sample": ("assets", "action_asset_sample"),
+    "rsync_plan": ("assets", "action_rsync_plan"),
+    "rsync_sides": ("assets", "action_rsync_sides"),
+    "postgres_server": ("pg", "action_postgres_server"),
+    "row_counts": ("pg", "action_row_counts"),
+    "orphans": ("pg", "action_orphans"),
+    "constraints": ("pg", "action_constraints"),
+    "extensions": ("pg", "action_extensions"),
+    "alembic_revision": ("pg", "action_alembic_revision"),
+    "table_sizes": ("pg", "action_table_sizes"),
+    "dump_info": ("dump", "action_dump_info"),
+    "restore_marker": ("dump", "action_restore_marker"),
+    "path_modes": ("files", "action_path_modes"),
+    "file_digest": ("files", "action_file_digest"),
+    "http_health": ("web", "action_http_health"),
 }
 OPERATION_ACTIONS = {
-    "pg_dump": action_pg_dump,
-    "pg_restore": action_pg_restore,
-    "rsync_mirror": action_rsync_mirror,
-    "http_health_wait": action_http_health_wait,
-    "make_dirs": action_make_dirs,
+    "pg_dump": ("dump", "action_pg_dump"),
+    "pg_restore": ("dump", "action_pg_restore"),
+    "rsync_mirror": ("assets", "action_rsync_mirror"),
+    "http_health_wait": ("web", "action_http_health_wait"),
+    "make_dirs": ("files", "action_make_dirs"),
+    "write_file": ("files", "action_write_file"),
 }
+
+
+def action_handler(action: str) -> Callable[[dict], dict]:
+    """The function that runs ``action``; ``HostsideError`` for an unknown one."""
+    where = FACT_ACTIONS.get(action) or OPERATION_ACTIONS.get(action)
+    if where is None:
+        raise HostsideError(f"unknown hostside action {action!r}")
+    module = importlib.import_module(f"turnout.hostside.{where[0]}")
+    return getattr(module, where[1])
 
 
 def error_location(error: BaseException) -> str:
@@ -91,11 +85,9 @@ def main(argv: list[str]) -> int:
     """Run one action; print its JSON answer. Facts exit 0 even on errors; operations exit 1."""
     action = argv[1] if len(argv) > 1 else ""
     is_fact = action in FACT_ACTIONS
-    handler = FACT_ACTIONS.get(action) or OPERATION_ACTIONS.get(action)
     params: dict = {}
     try:
-        if handler is None:
-            raise HostsideError(f"unknown hostside action {action!r}")
+        handler = action_handler(action)
         params = json.loads(argv[2]) if len(argv) > 2 else {}
         result = {"ok": True, **handler(params)}
     except Exception as error:  # noqa: BLE001 - every failure becomes one redacted line
