@@ -36,20 +36,18 @@ from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import PyinfraError
 
 # The modules of the program, relative to the ``turnout`` package, under their real names.
-PROGRAM_MODULES = (
-    "__init__.py",
-    "dsn.py",
-    "constants.py",
-    "hostside/__init__.py",
-    "hostside/base.py",
-    "hostside/envfile.py",
-    "hostside/files.py",
-    "hostside/web.py",
-    "hostside/pg.py",
-    "hostside/dump.py",
-    "hostside/assets.py",
-    "hostside/main.py",
-)
+# The turnout modules the host program carries besides every ``hostside/*.py`` (all of those go:
+# a module added there is shipped without being listed).
+SHARED_MODULES = ("__init__.py", "dsn.py", "constants.py")
+
+
+def program_modules() -> tuple[str, ...]:
+    """The program's modules, relative to the ``turnout`` package, in a stable order."""
+    here = Path(__file__).parent
+    hostside = sorted(f"hostside/{path.name}" for path in (here / "hostside").glob("*.py"))
+    return (*SHARED_MODULES, *hostside)
+
+
 ENTRY_POINT = "import sys\nfrom turnout.hostside.main import main\n\nsys.exit(main(sys.argv))\n"
 # A fixed timestamp keeps the zip, and so its name on the host, the same for the same sources.
 ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)
@@ -75,10 +73,8 @@ def program_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         entries = [("__main__.py", ENTRY_POINT)]
-        for name in PROGRAM_MODULES:
-            path = root / name
-            text = path.read_text(encoding="utf-8") if path.exists() else ""
-            entries.append((f"turnout/{name}", text))
+        for name in program_modules():
+            entries.append((f"turnout/{name}", (root / name).read_text(encoding="utf-8")))
         for name, text in entries:
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -205,6 +201,11 @@ def hostside_command(
         error_log = getattr(host, "_turnout_error_log", None)
         if error_log and not params.get("log_path"):
             params = {**params, "error_log": error_log}
+        run_params = getattr(host, "_turnout_run_params", None)
+        if run_params and action in _operation_actions():
+            # The run's lock and directory: the action registers with the lock holder while it
+            # runs, and marks the run interrupted when it is stopped.
+            params = {**run_params, **params}
     else:
         program = _local_program(python)
     command = StringCommand(
@@ -217,6 +218,14 @@ def hostside_command(
     STATS["hostside_calls"] += 1
     STATS["hostside_bytes"] += len(command.get_raw_value())
     return command
+
+
+@cache
+def _operation_actions() -> frozenset[str]:
+    """The host program's operation actions (the ones that change something)."""
+    from turnout.hostside.main import OPERATION_ACTIONS
+
+    return frozenset(OPERATION_ACTIONS)
 
 
 def parse_hostside_output(output: list[str]) -> dict:

@@ -16,7 +16,7 @@ file and line it came from; its redacted traceback goes to the step's log in evi
 
 Rules for every module here: stdlib + psycopg only (psycopg imported inside the functions that need
 it), no ``from __future__``; import only the turnout modules the zip carries
-(``turnout.remote.PROGRAM_MODULES``).
+(every ``hostside/*.py`` and ``turnout.remote.SHARED_MODULES``).
 
     python -c 'from turnout.remote import hostside_command as c
     print(c("path_modes", {"paths": ["/tmp"]}).get_raw_value())' | sh
