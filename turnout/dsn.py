@@ -12,14 +12,13 @@ Rules it enforces (SPEC S0.9, S1.9; RELIABILITY 20-22, 29):
 
 - libpq tools only ever see ``postgresql://`` URLs or keyword DSNs; SQLAlchemy-style schemes
   such as ``postgresql+psycopg://`` are converted first.
-- A password reaches a child process through its environment (``PGPASSWORD``) or a 0600
-  passfile, never through argv.
+- A password reaches a child process through its environment only (``PGPASSWORD``, set for
+  that child by ``libpq_env``), never through argv.
 - Every message, exception and captured output goes through ``redact``; ``DsnError`` messages
   never contain the password.
 """
 
 import collections.abc
-import os
 import re
 import urllib.parse
 
@@ -238,77 +237,6 @@ def libpq_env(dsn: str) -> tuple[str, dict[str, str]]:
     conninfo = make_conninfo("", **parts)
     env = {"PGPASSWORD": password} if password else {}
     return conninfo, env
-
-
-def write_passfile(dsn: str, directory: str) -> str:
-    """
-    Write a 0600 pgpass file holding the DSN's password and return its path.
-
-    One line ``host:port:dbname:user:password``; a field the DSN leaves out is ``*``, as is the
-    host when it is a socket directory or a list of hosts. Set ``PGPASSFILE`` to the returned path
-    in the child's environment, and remove the file when the child is done.
-
-    + dsn: a URL or keyword DSN that has a password
-    + directory: an existing directory only the current user can read (e.g. a ``mkdtemp()``)
-
-    Example:
-
-    .. code:: python
-
-        path = write_passfile("postgresql://app:pw@db:5432/app", "/tmp/turnout-x1")
-        # '/tmp/turnout-x1/pgpass-3f9a…'; content 'db:5432:app:app:pw\\n'
-    """
-    parts = dsn_parts(dsn)
-    password = parts.get("password")
-    if not password:
-        raise DsnError(
-            f"the DSN {redact_dsn(dsn)} has no password, so there is nothing to put in a "
-            f"passfile; add the password to the DSN or let libpq find it another way",
-        )
-    if not os.path.isdir(directory):
-        raise DsnError(
-            f"cannot write a passfile: {directory!r} is not a directory; create it first",
-        )
-
-    host = parts.get("host", "")
-    if host.startswith("/") or "," in host:
-        host = ""
-    port = parts.get("port", "")
-    if "," in port:
-        port = ""
-    fields = [host, port, parts.get("dbname", ""), parts.get("user", ""), password]
-    if any("\n" in field or "\r" in field for field in fields):
-        raise DsnError(
-            "a DSN field contains a line break, which a passfile cannot hold; "
-            "use libpq_env() to pass the password in PGPASSWORD instead",
-        )
-    line = ":".join(_pgpass_field(field) for field in fields[:4])
-    line += ":" + _pgpass_escape(password) + "\n"
-
-    path = os.path.join(os.path.abspath(directory), "pgpass-" + os.urandom(8).hex())
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            fd = -1
-            handle.write(line)
-    except BaseException:
-        if fd != -1:
-            os.close(fd)
-        os.unlink(path)
-        raise
-    return path
-
-
-def _pgpass_escape(value: str) -> str:
-    """Escape ``\\`` and ``:`` the way libpq reads a pgpass field."""
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _pgpass_field(value: str) -> str:
-    """A pgpass match field: the escaped value, or ``*`` (any) when the DSN leaves it out."""
-    return _pgpass_escape(value) if value else "*"
 
 
 def _parse_conninfo(text: str) -> dict[str, str]:

@@ -1,8 +1,6 @@
 """turnout.dsn: normalisation, redaction, and passing passwords to libpq tools (S0.9, S1.9)."""
 
 import ast
-import os
-import stat
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +15,6 @@ from turnout.dsn import (
     normalize_dsn,
     redact,
     redact_dsn,
-    write_passfile,
 )
 
 CANARY = "Canary-Pw_9x!@:/%"
@@ -251,72 +248,6 @@ def test_libpq_env_without_password_has_an_empty_env():
 def test_libpq_env_rejects_bad_dsns():
     with pytest.raises(DsnError):
         libpq_env(f"mysql://app:{CANARY_URL}@db/appdb")
-
-
-# --- write_passfile -----------------------------------------------------------------------
-
-
-def unescape_pgpass_line(line: str) -> list[str]:
-    """Split a pgpass line the way libpq does."""
-    fields, current, chars = [], "", iter(line.rstrip("\n"))
-    for char in chars:
-        if char == "\\":
-            current += next(chars)
-        elif char == ":" and len(fields) < 4:
-            fields.append(current)
-            current = ""
-        else:
-            current += char
-    return [*fields, current]
-
-
-def test_passfile_is_0600_even_with_a_permissive_umask(tmp_path):
-    old_umask = os.umask(0)
-    try:
-        path = write_passfile(URL_DSN, str(tmp_path))
-    finally:
-        os.umask(old_umask)
-
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert Path(path).parent == tmp_path
-
-
-def test_passfile_escapes_colons_and_backslashes(tmp_path):
-    password = "a:b\\c" + CANARY
-    dsn = f"postgresql://{quote('svc:user', safe='')}:{quote(password, safe='')}@db:5432/appdb"
-
-    content = Path(write_passfile(dsn, str(tmp_path))).read_text()
-
-    assert content.count("\n") == 1
-    assert content.startswith("db:5432:appdb:svc\\:user:a\\:b\\\\c")
-    assert unescape_pgpass_line(content) == ["db", "5432", "appdb", "svc:user", password]
-
-
-def test_passfile_uses_wildcards_for_missing_fields(tmp_path):
-    path = write_passfile("host=/run/postgresql password=s3cret!", str(tmp_path))
-
-    content = Path(path).read_text()
-
-    assert content == "*:*:*:*:s3cret!\n"
-
-
-def test_passfiles_do_not_overwrite_each_other(tmp_path):
-    first = write_passfile(URL_DSN, str(tmp_path))
-    second = write_passfile(URL_DSN, str(tmp_path))
-
-    assert first != second
-    assert len(list(tmp_path.iterdir())) == 2
-
-
-def test_passfile_needs_a_password(tmp_path):
-    with pytest.raises(DsnError, match="no password"):
-        write_passfile("postgresql://app@db/appdb", str(tmp_path))
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_passfile_needs_an_existing_directory(tmp_path):
-    with pytest.raises(DsnError, match="not a directory"):
-        write_passfile(URL_DSN, str(tmp_path / "missing"))
 
 
 # --- shipping constraints -----------------------------------------------------------------
