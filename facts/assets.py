@@ -68,7 +68,7 @@ class RsyncPlan(HostsideFact):
             delete=False, excludes=["*.tmp"],
         )
         # {"ok": True, "source_entries": 120, "add": 3, "change": 1, "delete": 0,
-        #  "transfer_bytes": 52311}
+        #  "transfer_bytes": 52311, "refusal": None}
         # or {"ok": False, "error": "rsync source /srv/old does not exist on this host"}
     """
 
@@ -78,6 +78,7 @@ class RsyncPlan(HostsideFact):
         dest: str,
         delete: bool = False,
         excludes: list[str] | tuple[str, ...] = (),
+        max_delete: int | None = None,
         rsh: str | None = None,
     ) -> StringCommand:
         params = {
@@ -85,6 +86,7 @@ class RsyncPlan(HostsideFact):
             "dest": dest,
             "delete": delete,
             "excludes": list(excludes),
+            "max_delete": max_delete,
             "rsh": rsh,
         }
         return hostside_command("rsync_plan", params)
@@ -104,9 +106,12 @@ class RsyncSides(HostsideFact):
             RsyncSides, source="backup@old:/srv/app/data/assets", dest="/srv/app/data/assets",
             rsh="ssh -p 2222",
         )
-        # {"ok": True, "source_top_entries": 3, "dest_empty": False}
+        # {"ok": True, "source_top_entries": 3, "dest_empty": False, "refusal": None}
         # or {"ok": False, "error": "rsync source /srv/old does not exist on this host"}
     """
 
-    def command(self, source: str, dest: str, rsh: str | None = None) -> StringCommand:
-        return hostside_command("rsync_sides", {"source": source, "dest": dest, "rsh": rsh})
+    def command(
+        self, source: str, dest: str, delete: bool = False, rsh: str | None = None
+    ) -> StringCommand:
+        params = {"source": source, "dest": dest, "delete": delete, "rsh": rsh}
+        return hostside_command("rsync_sides", params)

@@ -10,21 +10,13 @@ from turnout.memo import observe
 from turnout.remote import hostside_command
 
 
-def mirror_refusal(plan: dict, source: str, dest: str, delete: bool, max_delete: int | None):
-    """Why a mirror must not run, from its plan (None when it may)."""
+def mirror_refusal(plan: dict, source: str, dest: str) -> str | None:
+    """Why a mirror must not run, from the host's answer (None when it may). The rule itself is
+    the host program's (``turnout/hostside/assets.py: rsync_refusal``), applied again by the
+    mirror on the host."""
     if not plan.get("ok"):
         return f"cannot plan mirroring {source} to {dest}: {plan.get('error')}"
-    if delete and plan["source_entries"] == 0:
-        return (
-            f"refusing to mirror {source} to {dest} with --delete: the source is empty (an "
-            f"unmounted source looks empty); check the source, nothing was changed"
-        )
-    if delete and max_delete is not None and plan["delete"] > max_delete:
-        return (
-            f"refusing to mirror {source} to {dest} with --delete: {plan['delete']} entries would "
-            f"be deleted, more than max_delete={max_delete}; nothing was changed"
-        )
-    return None
+    return plan.get("refusal")
 
 
 def mirror_command(
@@ -95,9 +87,8 @@ def mirror(
     try:
         if host.state.is_executing:
             # An empty or missing destination cannot already mirror anything: no dry run needed.
-            sides = observe(RsyncSides, source=source, dest=dest, rsh=rsh)
-            empty_source = delete and sides.get("source_top_entries") == 0
-            if sides.get("ok") and sides["dest_empty"] and not empty_source:
+            sides = observe(RsyncSides, source=source, dest=dest, delete=delete, rsh=rsh)
+            if sides.get("ok") and sides["dest_empty"] and not sides["refusal"]:
                 host.log(f"Will mirror {source} into the empty {dest}")
                 yield mirror_command(
                     source, dest, delete, excludes, max_delete, rsh, log_path, timeout_s
@@ -109,9 +100,10 @@ def mirror(
             dest=dest,
             delete=delete,
             excludes=list(excludes),
+            max_delete=max_delete,
             rsh=rsh,
         )
-        refusal = mirror_refusal(plan, source, dest, delete, max_delete)
+        refusal = mirror_refusal(plan, source, dest)
         if refusal:
             raise OperationError(refusal)
         if plan["add"] == 0 and plan["change"] == 0 and plan["delete"] == 0:

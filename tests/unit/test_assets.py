@@ -19,6 +19,7 @@ from turnout.hostside.assets import (
     rsync_options,
     rsync_parse,
     rsync_reason,
+    rsync_refusal,
 )
 from turnout.hostside.base import HostsideError
 from turnout.operations.assets import mirror_refusal
@@ -252,14 +253,24 @@ def test_plan_of_a_missing_source_is_clear(tmp_path: Path) -> None:
 
 
 def test_mirror_refusals() -> None:
-    plan = {"ok": True, "source_entries": 0, "add": 0, "change": 0, "delete": 5}
-    assert "source is empty" in mirror_refusal(plan, "/s", "/d", True, None)
-    assert mirror_refusal(plan, "/s", "/d", False, None) is None
-    plan["source_entries"] = 3
-    assert "more than max_delete=4" in mirror_refusal(plan, "/s", "/d", True, 4)
-    assert mirror_refusal(plan, "/s", "/d", True, 5) is None
+    """The rule lives on the host (``rsync_refusal``); the control side only reports it."""
+
+    def refusal(delete: bool, max_delete: int | None, entries: int, deletes: int | None):
+        options = rsync_options(
+            {"source": "/s", "dest": "/d", "delete": delete, "max_delete": max_delete}
+        )
+        return rsync_refusal(options, entries, deletes)
+
+    assert "source is empty" in refusal(True, None, 0, 5)
+    assert "source is empty" in refusal(True, None, 0, None)  # the pre-flight's cheap check
+    assert refusal(False, None, 0, 5) is None
+    assert "more than max_delete=4" in refusal(True, 4, 3, 5)
+    assert refusal(True, 5, 3, 5) is None
+    assert refusal(True, 4, 3, None) is None  # not known before the dry run
+    plan = {"ok": True, "refusal": refusal(True, None, 0, 5)}
+    assert mirror_refusal(plan, "/s", "/d") == plan["refusal"]
     failed = {"ok": False, "error": "rsync source /s does not exist on this host"}
-    assert "does not exist" in mirror_refusal(failed, "/s", "/d", False, None)
+    assert "does not exist" in mirror_refusal(failed, "/s", "/d")
 
 
 def test_shipped_plan_runs_rsync(tmp_path: Path) -> None:
@@ -281,5 +292,6 @@ def test_shipped_plan_runs_rsync(tmp_path: Path) -> None:
         "transfer_bytes": 5,
         "add_files": 1,
         "change_files": 0,
+        "refusal": None,
     }
     assert not (tmp_path / "dst").exists()

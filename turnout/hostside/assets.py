@@ -461,6 +461,27 @@ def rsync_run(options: dict, dry_run: bool, log_path: str | None, timeout: float
     return rsync_parse(output)
 
 
+def rsync_refusal(options: dict, source_entries: int, deletes: int | None) -> str | None:
+    """Why a mirror with ``options`` must not run (None when it may): the one place of the rule.
+    With ``--delete``, an empty source is refused (an unmounted or missing source looks empty),
+    and so is deleting more than ``max_delete`` entries (``deletes`` None: not known yet)."""
+    if not options["delete"]:
+        return None
+    where = f"{options['source']} to {options['dest']}"
+    if source_entries == 0:
+        return (
+            f"refusing to mirror {where} with --delete: the source is empty (an unmounted or "
+            "missing source looks empty); check the source, nothing was changed"
+        )
+    limit = options["max_delete"]
+    if limit is not None and deletes is not None and deletes > limit:
+        return (
+            f"refusing to mirror {where} with --delete: {deletes} entries would be deleted, more "
+            f"than max_delete={limit}; nothing was changed"
+        )
+    return None
+
+
 def rsync_top_entries(options: dict, timeout: float) -> int:
     """How many entries the top of the source holds (``rsync --list-only --dirs``: one level,
     local or ``host:path`` over the same remote shell); raises when it cannot be listed."""
@@ -487,14 +508,19 @@ def action_rsync_sides(params: dict) -> dict:
         dest_empty = True
     except NotADirectoryError:
         raise HostsideError(f"rsync dest {options['dest']} is not a directory") from None
-    return {"source_top_entries": entries, "dest_empty": dest_empty}
+    return {
+        "source_top_entries": entries,
+        "dest_empty": dest_empty,
+        "refusal": rsync_refusal(options, entries, None),
+    }
 
 
 def action_rsync_plan(params: dict) -> dict:
     """What mirroring ``source`` into ``dest`` would do (``rsync --dry-run``), as counts."""
     options = rsync_options(params)
     rsync_check_source(options)
-    return rsync_run(options, True, None, float(params.get("timeout_s", 600)))
+    plan = rsync_run(options, True, None, float(params.get("timeout_s", 600)))
+    return {**plan, "refusal": rsync_refusal(options, plan["source_entries"], plan["delete"])}
 
 
 def action_rsync_mirror(params: dict) -> dict:
@@ -507,17 +533,9 @@ def action_rsync_mirror(params: dict) -> dict:
     timeout = float(params.get("timeout_s", 3600))
     if options["delete"]:
         plan = rsync_run(options, True, log_path, timeout)
-        where = f"{options['source']} to {options['dest']}"
-        if plan["source_entries"] == 0:
-            raise HostsideError(
-                f"refusing to mirror {where} with --delete: the source is empty (an unmounted or "
-                f"missing source looks empty); nothing was changed"
-            )
-        if options["max_delete"] is not None and plan["delete"] > options["max_delete"]:
-            raise HostsideError(
-                f"refusing to mirror {where} with --delete: {plan['delete']} entries would be "
-                f"deleted, more than max_delete={options['max_delete']}; nothing was changed"
-            )
+        refusal = rsync_refusal(options, plan["source_entries"], plan["delete"])
+        if refusal:
+            raise HostsideError(refusal)
     parent = os.path.dirname(options["dest"].rstrip("/"))
     if parent:
         os.makedirs(parent, exist_ok=True)
