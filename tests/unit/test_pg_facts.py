@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,28 @@ def test_dump_never_replaces_something_that_is_not_a_dump(fake_tools: dict) -> N
     assert out["error"] == f"{dest} exists and is not a pg_dump archive; nothing replaced"
     assert (dest / "file.txt").read_text() == "keep me"
     assert not (fake_tools["dir"] / "pg_dump.argv").exists()
+
+
+def test_a_tool_that_prints_the_bare_password_is_masked(fake_tools: dict) -> None:
+    """A tool's own output can carry the bare password (no URL, no ``password=``: only the
+    host-side program's literal masking of the secrets it read can catch it), here a pg_dump that
+    echoes the PGPASSWORD it was given in its error. Neither the one-line failure nor the log nor
+    the JSON holds it."""
+    leaky = fake_tools["dir"] / "bin" / "pg_dump"
+    leaky.write_text(
+        '#!/bin/sh\necho "pg_dump: error: login as app with $PGPASSWORD refused" >&2\nexit 1\n'
+    )
+    log = fake_tools["dir"] / "dump.log"
+    params = {
+        "dsn_env": "UNIT_DSN",
+        "dest": str(fake_tools["dir"] / "out" / "app.dump"),
+        "pg_bin": fake_tools["pg_bin"],
+        "log_path": str(log),
+    }
+    result, out = run_action("pg_dump", params, fake_tools["env"])
+    assert result.returncode == 1
+    assert "login as app with" in out["error"]  # the tool's line did come through…
+    everything = result.stdout + result.stderr + log.read_text()
+    assert "login as app with" in log.read_text()
+    assert CANARY not in everything  # …with the password masked
+    assert urllib.parse.quote(CANARY, safe="") not in everything
