@@ -145,3 +145,17 @@ def test_an_unobservable_target_fails_the_step(executing_host, monkeypatch) -> N
     commands = run_database_step(monkeypatch, counts(**{"public.users": 1}), down, [])
     assert len(commands) == 1 and "cannot connect with DST" in commands[0]
 
+
+
+def test_an_unreachable_remote_source_names_ssh_s_reason() -> None:
+    from turnout.hostside.assets import rsync_transport_reason
+
+    output = (
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "Host key verification failed.\n"
+        "rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]\n"
+        "rsync error: unexplained error (code 255) at io.c(232) [Receiver=3.2.7]\n"
+    )
+    assert rsync_transport_reason(output) == "Host key verification failed."
+    assert rsync_transport_reason("rsync error: x (code 10)\n") == "rsync error: x (code 10)"

@@ -71,7 +71,13 @@ def action_http_health_wait(params: dict) -> dict:
             break
         time.sleep(delay + random.uniform(0, delay / 2))  # noqa: S311 - jitter, not crypto
         delay = min(delay * 2, 10.0)
-    result = {"url": params["url"], "healthy": problem is None, "problem": problem, **response}
+    result = {
+        "url": params["url"],
+        "healthy": problem is None,
+        "problem": problem,
+        "attempts": attempt + 1,
+        **response,
+    }
     if params.get("record"):
         write_json_atomically(params["record"], result)
     if problem:
