@@ -437,6 +437,9 @@ def rsync_run(options: dict, dry_run: bool, log_path: str | None, timeout: float
         if options["max_delete"] is not None and not dry_run:
             argv.append(f"--max-delete={options['max_delete']}")
     argv += [f"--exclude={pattern}" for pattern in options["excludes"]]
+    if options.get("temp_dir") and not dry_run:
+        # Files are received outside the live tree and renamed into place when complete.
+        argv.append(f"--temp-dir={options['temp_dir']}")
     argv += ["--", options["src"], options["dst"]]
     env = {**os.environ, "LC_ALL": "C"}
     # A remote source must never wait for a password on a terminal.
@@ -482,16 +485,42 @@ def rsync_refusal(options: dict, source_entries: int, deletes: int | None) -> st
     return None
 
 
+# What ssh says when it cannot reach or trust the remote side (the cause; rsync's own last line
+# only says "unexplained error (code 255)").
+SSH_FAILURES = (
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    "No ED25519 host key is known",
+    "Permission denied",
+    "Could not resolve hostname",
+    "Connection refused",
+    "Connection timed out",
+    "No route to host",
+)
+
+
+def rsync_transport_reason(output: str) -> str:
+    """The line that says why rsync could not run at all: ssh's own complaint when there is one,
+    else rsync's first error, else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for failure in SSH_FAILURES:  # in order: the most telling first
+        for line in lines:
+            if failure in line:
+                return line[:300]
+    return rsync_reason(output) or (lines[-1][:300] if lines else "no output")
+
+
 def rsync_top_entries(options: dict, timeout: float) -> int:
     """How many entries the top of the source holds (``rsync --list-only --dirs``: one level,
     local or ``host:path`` over the same remote shell); raises when it cannot be listed."""
     argv = ["rsync", "--list-only", "--dirs", "--no-human-readable", "--", options["src"]]
     env = {**os.environ, "LC_ALL": "C"}
     env["RSYNC_RSH"] = f"{options['rsh'] or 'ssh'} -o BatchMode=yes"
-    try:
-        output = run_tool(argv, env=env, timeout=timeout)
-    except HostsideError as error:
-        raise HostsideError(f"rsync source {options['source']} cannot be listed: {error}") from None
+    output = run_tool(argv, env=env, timeout=timeout, ok_codes=tuple(range(256)))
+    if rsync_exit_code(output):
+        raise HostsideError(
+            f"rsync source {options['source']} cannot be listed: {rsync_transport_reason(output)}"
+        )
     names = [line.rsplit(" ", 1)[-1] for line in output.splitlines() if line.strip()]
     return len([name for name in names if name not in (".", "./")])
 
@@ -523,6 +552,26 @@ def action_rsync_plan(params: dict) -> dict:
     return {**plan, "refusal": rsync_refusal(options, plan["source_entries"], plan["delete"])}
 
 
+def rsync_temp_dir(dest: str) -> str:
+    """Where rsync receives files before renaming them into ``dest``: a sibling of ``dest`` (the
+    same filesystem, so the rename is atomic; outside the live tree, so a killed transfer leaves
+    nothing in it).
+
+    >>> rsync_temp_dir("/srv/app/data/assets/")
+    '/srv/app/data/.assets.turnout-rsync-tmp'
+    """
+    parent, name = os.path.split(dest.rstrip("/"))
+    return os.path.join(parent or "/", f".{name}.turnout-rsync-tmp")
+
+
+def rsync_fresh_temp_dir(path: str) -> None:
+    """An empty 0700 ``path``: what a killed transfer left there is removed first."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
 def action_rsync_mirror(params: dict) -> dict:
     """Mirror ``source`` into ``dest``. With ``delete``, refused when the source is empty (an
     unmounted source looks empty) or would delete more than ``max_delete`` entries; both are
@@ -539,4 +588,10 @@ def action_rsync_mirror(params: dict) -> dict:
     parent = os.path.dirname(options["dest"].rstrip("/"))
     if parent:
         os.makedirs(parent, exist_ok=True)
-    return rsync_run(options, False, log_path, timeout)
+    temp_dir = rsync_temp_dir(options["dest"])
+    rsync_fresh_temp_dir(temp_dir)
+    result = rsync_run({**options, "temp_dir": temp_dir}, False, log_path, timeout)
+    import shutil
+
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    return result
