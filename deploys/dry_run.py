@@ -13,10 +13,14 @@ host, which holds the DSNs in its server-side ``.env`` (``source_dsn_env``,
    --no-acl``) into ``src_artifacts/`` (or ``work_dir``), or take ``dump_path``;
 3. restore into staging (``drop_schema`` drops schema public first: released with
    ``i_know_what_im_doing``, refused on prod, both while the deploy loads); a dump already
-   restored (same sha256) is skipped;
+   restored (same sha256) is skipped unless ``restore=always`` (heals a drifted staging);
 4. mirror the assets from ``rsync_source`` into ``assets_dir`` (``rsync_delete`` only when asked);
 5. validate: required extensions, row counts and orphans, asset paths and a readable sample;
 6. smoke: the staging health endpoint.
+
+``assets=false`` turns steps 4 and the asset validation off (an app without asset files: no
+``assets_dir`` needed); ``health=false`` turns step 6 off (no health endpoint on staging). The
+plan (``--dry``) and the run say which steps are off.
 
 Any failure stops the run with a non-zero exit and the reason in one line; reports are kept as
 JSON in ``outputs/`` and every tool's redacted output in ``logs/``.
@@ -35,7 +39,12 @@ if settings.migrate_redis:
         "setting migrate_redis is true, but the rehearsal does not copy Redis (S1.12: queues and "
         "caches are rebuilt); unset it, or copy Redis's data by hand after reading the runbook"
     )
-if not settings.assets_dir:
+if settings.assets and not settings.asset_path_columns:
+    raise SettingsError(
+        "setting asset_path_columns is empty while assets is true; name the columns holding "
+        "asset paths, or turn the asset steps off with --data assets=false"
+    )
+if settings.assets and not settings.assets_dir:
     raise SettingsError(
         "setting assets_dir must name the host directory mounted at asset_prefix "
         f"({settings.asset_prefix}); set it in group_data/ or with --data assets_dir=/srv/app/data"
@@ -66,9 +75,12 @@ db.restore(
     marker=f"{run.state_dir}/restored-{settings.target_dsn_env}.json",
     drop_schema=settings.drop_schema,
     log_path=run.log("pg_restore.log"),
+    policy=settings.restore,
 )
 
-if settings.rsync_source:
+if not settings.assets:
+    validate.off(name="Mirror the assets", what="Mirroring the assets", setting="assets")
+elif settings.rsync_source:
     assets.mirror(
         name="Mirror the assets",
         source=settings.rsync_source,
@@ -97,24 +109,30 @@ validate.database(
     record=run.output("validate_db.json"),
 )
 
-validate.assets(
-    name="Validate the assets",
-    target=run.target,
-    columns=settings.asset_path_columns,
-    assets_dir=settings.assets_dir,
-    prefix=settings.asset_prefix,
-    sample_size=settings.asset_sample_size,
-    seed=settings.asset_sample_seed,
-    record=run.output("validate_assets.json"),
-)
+if not settings.assets:
+    validate.off(name="Validate the assets", what="Validating the assets", setting="assets")
+else:
+    validate.assets(
+        name="Validate the assets",
+        target=run.target,
+        columns=settings.asset_path_columns,
+        assets_dir=settings.assets_dir,
+        prefix=settings.asset_prefix,
+        sample_size=settings.asset_sample_size,
+        seed=settings.asset_sample_seed,
+        record=run.output("validate_assets.json"),
+    )
 
-http.health(
-    name="Smoke: staging health",
-    url=settings.base_url + settings.health_path,
-    expect=settings.health_expect_map,
-    retries=settings.health_retries,
-    timeout=settings.http_timeout_s,
-    record=run.output("health.json"),
-)
+if not settings.health:
+    validate.off(name="Smoke: staging health", what="The health check", setting="health")
+else:
+    http.health(
+        name="Smoke: staging health",
+        url=settings.base_url + settings.health_path,
+        expect=settings.health_expect_map,
+        retries=settings.health_retries,
+        timeout=settings.http_timeout_s,
+        record=run.output("health.json"),
+    )
 
 evidence.passed(name="Verdict", path=run.run_dir)

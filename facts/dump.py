@@ -10,7 +10,8 @@ class DumpInfo(HostsideFact):
     """
     The pg_dump archive at ``path`` (a custom-format file or a directory-format dump):
     format, sha256 (of the file; of a directory, over its files in sorted name order), size, the
-    TABLE entries of ``pg_restore --list``, and whether ``<path>.sha256`` (written by
+    TABLE entries of ``pg_restore --list`` (not ``TABLE DATA`` nor ``TABLE ATTACH``: a partition
+    is one table), and whether ``<path>.sha256`` (written by
     ``db.dump`` after a verified dump) records the same sha256 and size. ``complete`` is only
     known with ``verify=True``: a full read-back ``pg_restore -f /dev/null`` (``--list`` also
     succeeds on a truncated dump); without it, ``complete`` is None.
@@ -36,7 +37,8 @@ class DumpInfo(HostsideFact):
 
 class RestoreMarker(HostsideFact):
     """
-    The marker file ``db.restore`` writes on the host after a successful restore: which dump
+    The marker file ``db.restore`` writes on the host after a successful restore (a failed one
+    leaves it as it was, like the database: the restore is one transaction): which dump
     (by sha256) was restored into which database, and when. ``dump_sha256`` is None when there
     is no (readable) marker.
 

@@ -9,8 +9,8 @@ from turnout.remote import hostside_command
 
 class EvidenceDirectory(HostsideFact):
     """
-    Whether ``path`` and its ``logs``, ``outputs``, ``src_artifacts`` exist as directories with
-    mode 0700.
+    Whether ``path`` and its ``logs``, ``outputs``, ``src_artifacts`` (and the ``parents`` given:
+    the evidence root and the task's directory) exist as directories with mode 0700.
 
     .. code:: python
 
@@ -22,8 +22,8 @@ class EvidenceDirectory(HostsideFact):
         #                         "/var/…/logs": None, …}}
     """
 
-    def command(self, path: str) -> StringCommand:
-        paths = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
+    def command(self, path: str, parents: tuple[str, ...] = ()) -> StringCommand:
+        paths = [*parents, path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
         return hostside_command("path_modes", {"paths": paths})
 
 

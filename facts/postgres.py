@@ -8,6 +8,7 @@ from pyinfra.api import StringCommand
 
 from turnout.database import Database, as_database
 from turnout.facts.hostside import HostsideFact
+from turnout.hostside.pg import pg_split_list
 from turnout.remote import hostside_command
 
 
@@ -34,11 +35,14 @@ class PostgresServer(HostsideFact):
 
 
 def _tables_param(tables: list[str] | tuple[str, ...] | str | None) -> list[str] | None:
-    """Table names as a JSON list (None = every table); a string may be comma-separated."""
+    """Table names as a JSON list (None = every table); a string may be comma-separated (commas
+    inside double quotes belong to a name). Each name is SQL: ``users``, ``public."PlayCount"``;
+    the host parses it (``turnout.hostside.pg.pg_split_name``) and reaches the table through
+    ``psycopg.sql.Identifier`` only."""
     if tables is None:
         return None
     if isinstance(tables, str):
-        tables = tables.split(",")
+        tables = pg_split_list(tables)
     return [name.strip() for name in tables if name.strip()]
 
 
@@ -46,8 +50,12 @@ class RowCounts(HostsideFact):
     """
     Rows per table: an exact ``count(*)`` under a statement timeout per table, falling back to
     the planner's estimate (``exact: false`` and a ``note``) when the count takes longer than
-    ``timeout_ms``. ``tables``: names like ``"users"`` (schema ``public``) or ``"audit.events"``;
-    None counts every table outside the system schemas. An unknown table is an error.
+    ``timeout_ms``. ``tables``: SQL names like ``"users"`` (schema ``public``),
+    ``"audit.events"`` or ``'public."PlayCount"'``; None counts every table and materialized
+    view outside the system schemas. An unknown table is an error. Counting follows the
+    catalog: a partitioned table (``"relation": "partitioned"``) counts as the sum of its
+    partitions, each listed with its ``"parent"``; a materialized view (``"matview"``) says
+    whether it is ``populated``. Keys are written as SQL writes them (``public."PlayCount"``).
 
     .. code:: python
 
@@ -57,9 +65,15 @@ class RowCounts(HostsideFact):
             tables=["users", "meters"], timeout_ms=3000,
         )
         # {"ok": True, "database": "app",
-        #  "tables": {"public.users": {"count": 12, "exact": True},
-        #             "public.meters": {"count": 9000000, "exact": False,
-        #                               "note": "count(*) took longer than 3000 ms; …"}}}
+        #  "tables": {"public.users": {"count": 12, "exact": True, "relation": "table"},
+        #             "public.meters": {"count": 9000000, "exact": False, "relation": "table",
+        #                               "note": "count(*) took longer than 3000 ms; …"},
+        #             "public.events": {"count": 7, "exact": True, "relation": "partitioned",
+        #                               "partitions": ["public.events_2025"]},
+        #             "public.events_2025": {"count": 7, "exact": True,
+        #                                    "relation": "partition", "parent": "public.events"},
+        #             "public.stats": {"count": None, "exact": True, "relation": "matview",
+        #                              "populated": False}}}
         # or {"ok": False, "error": "table public.nope does not exist in app"}
     """
 

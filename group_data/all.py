@@ -40,6 +40,8 @@ health_path = "/api/v1/health"
 http_timeout_s = 10.0
 # How many times the health check is tried before it fails.
 health_retries = 5
+# Check the app's health endpoint; false for an app without one (--dry says it is off).
+health = True
 # What the health body must report besides status ok, as "key=value" items.
 health_expect = ()
 
@@ -50,7 +52,7 @@ count_timeout_ms = 3000
 allowed_row_diff = 0
 # Fail when a count is only an estimate.
 require_exact_counts = False
-# Tables to validate ("schema.table" or "table"); None means all tables.
+# Tables to validate, SQL names (users, public."PlayCount"); None means all tables.
 tables = None
 # Orphan checks, each "child_table.column->parent_table.column".
 orphan_relations = ()
@@ -58,6 +60,8 @@ orphan_relations = ()
 required_extensions = ("vector",)
 
 # --- assets (S1.5) ---
+# Mirror and validate asset files; false for an app without any (--dry says it is off).
+assets = True
 # How many DB-referenced asset paths are sampled and checked on the target.
 asset_sample_size = 50
 # Seed of the asset sample, so a rerun checks the same paths.
@@ -84,6 +88,8 @@ dump_format = "custom"
 dump_jobs = 2
 # Existing dump to restore instead of dumping the source.
 dump_path = None
+# if_new_dump (skip a dump the marker says is restored) or always (heals drift).
+restore = "if_new_dump"
 # Drop and recreate schema public before restoring (staging only; refused on prod).
 drop_schema = False
 # rsync source of the assets (local path or remote host:path).

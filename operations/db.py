@@ -16,7 +16,7 @@ from turnout.failures import require_fact, stop
 from turnout.guard import destructive
 from turnout.memo import observe
 from turnout.remote import hostside_command
-from turnout.settings import DUMP_FORMATS
+from turnout.settings import DUMP_FORMATS, RESTORE_POLICIES
 
 # Counting for the drop-schema plan stays cheap: a table slower than this shows its estimate.
 PLAN_COUNT_TIMEOUT_MS = 200
@@ -33,9 +33,15 @@ def human_bytes(size: int) -> str:
 
 
 def row_total(counts: dict, prefix: str = "") -> tuple[int, int, bool]:
-    """(tables, rows, all exact) of a RowCounts fact, for tables starting with ``prefix``."""
-    tables = {name: c for name, c in counts["tables"].items() if name.startswith(prefix)}
-    rows = sum(c["count"] for c in tables.values())
+    """(tables, rows, all exact) of a RowCounts fact, for tables starting with ``prefix``,
+    following the catalog: a partitioned table counts once (its rows are its partitions'),
+    its partitions not again; materialized views are not tables."""
+    tables = {
+        name: c
+        for name, c in counts["tables"].items()
+        if name.startswith(prefix) and not c.get("parent") and c.get("relation") != "matview"
+    }
+    rows = sum(c["count"] or 0 for c in tables.values())
     return len(tables), rows, all(c["exact"] for c in tables.values())
 
 
@@ -157,15 +163,19 @@ def restore(
     timeout_s: int = 3600,
     terminate_backends: bool = True,
     pg_bin: str = "",
+    policy: str = "if_new_dump",
 ):
     """
     Restore a dump into the database ``into``: other sessions on that database are
-    terminated (they would block ``--clean``), optionally schema ``public`` is dropped and
-    recreated first, then ``pg_restore --no-owner --no-acl --clean --if-exists --exit-on-error
-    --single-transaction`` runs under a watchdog. A failed restore is rolled back and leaves no
-    marker. After success the host keeps a JSON ``marker`` with the dump's sha256; a rerun with
-    the same dump changes nothing. Sequences behind their column's data are reported in the
-    marker and the log, not silently fixed.
+    terminated (they would block ``--clean``), then in one transaction under a watchdog
+    (``pg_restore --no-owner --no-acl --clean --if-exists --exit-on-error -f -`` fed to
+    ``psql --single-transaction -v ON_ERROR_STOP=1``): the target's partitioned tables that the
+    dump holds are dropped ``CASCADE`` (``--clean`` alone fails on their partitions' inherited
+    constraints), optionally schema ``public`` is dropped and recreated, and the dump is
+    restored. A failure changes nothing: the database and the previous ``marker`` stay as they
+    were, and the one-line failure quotes the database's error. After success the host keeps a
+    JSON ``marker`` with the dump's sha256; a rerun with the same dump changes nothing.
+    Sequences behind their column's data are reported in the marker and the log, not fixed.
 
     ``drop_schema`` is destructive and for staging only: the guard refuses it while the deploy
     loads (before any step runs, with ``-y`` too) on hosts of the ``prod`` group, and unless
@@ -174,11 +184,14 @@ def restore(
     + dump: the dump file or directory on the host (may be made by ``db.dump`` earlier in the run)
     + into: the target database (``Database(dsn_env, env_file)``)
     + marker: path of the JSON marker on the host (e.g. ``<evidence>/outputs/restore.json``)
-    + drop_schema: ``DROP SCHEMA public CASCADE; CREATE SCHEMA public`` before restoring
+    + drop_schema: ``DROP SCHEMA public CASCADE; CREATE SCHEMA public`` in the restore's
+      transaction, before the dump's objects
     + log_path: log file (0600, appended) for the tools' redacted command lines and output
     + timeout_s: watchdog for the read-back and pg_restore, in seconds
     + terminate_backends: terminate other sessions connected to the target database first
     + pg_bin: directory of the PostgreSQL client tools on the host ("" = on PATH)
+    + policy: ``if_new_dump`` (skip a dump the marker names: the plan says so, and how to
+      override) or ``always`` (restore again, e.g. to heal a staging that drifted)
 
     .. code:: python
 
@@ -199,16 +212,28 @@ def restore(
         if info["exists"] and info["format"] is None:
             raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
         done = require_fact(observe(RestoreMarker, marker=marker), f"read marker {marker}")
+        if policy not in RESTORE_POLICIES:
+            raise OperationError(f"restore policy must be one of {RESTORE_POLICIES}: {policy!r}")
+        again = ""
         if info["exists"] and done["dump_sha256"] == info["sha256"]:
-            host.noop(f"already restored from dump sha256:{info['sha256'][:12]} (marker {marker})")
-            return
+            if policy != "always":
+                why = (
+                    f"already restored from dump sha256:{info['sha256'][:12]} (marker {marker}) "
+                    "— set restore=always to restore again"
+                )
+                if not host.state.is_executing:
+                    host.log(f"Skip: {why}")  # the plan says why, at default verbosity
+                host.noop(why)
+                return
+            again = " again (restore=always; the marker says it is restored already)"
 
         server = server_of(into)
         if info["exists"]:
             what = f"dump sha256:{info['sha256'][:12]} ({info['tables']} tables)"
         else:
             what = f"the dump made by the dump step ({dump})"
-        plan = f"Will restore {what} into {server['database']} at {server['host']}:{server['port']}"
+        plan = f"Will restore {what}{again} into {server['database']} at {server['host']}:"
+        plan += f"{server['port']}"
         if drop_schema:
             counts = require_fact(
                 observe(RowCounts, database=into, tables=None, timeout_ms=PLAN_COUNT_TIMEOUT_MS),

@@ -1,6 +1,7 @@
 """Operations on the evidence directory of a run (S0.3), and keeping files in it."""
 
 import hashlib
+import posixpath
 
 from pyinfra import host
 from pyinfra.api import operation
@@ -17,8 +18,9 @@ from turnout.remote import hostside_command
 def directory(path: str):
     """
     Ensure the evidence directory ``path`` and its ``logs/``, ``outputs/``, ``src_artifacts/``
-    exist with mode 0700. A pinned timestamp makes ``path`` the same on a rerun, which then
-    changes nothing.
+    exist with mode 0700, and so do the directories above it up to the evidence root
+    (``<evidence_root>/<task>`` and ``<evidence_root>``). A pinned timestamp makes ``path`` the
+    same on a rerun, which then changes nothing.
 
     + path: ``<evidence_root>/<task>/<timestamp>`` (see ``turnout.evidence.evidence_dir``)
 
@@ -31,16 +33,18 @@ def directory(path: str):
         )
     """
     try:
-        wanted = [path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
-        state = observe(EvidenceDirectory, path=path)
+        task_dir = posixpath.dirname(path.rstrip("/"))
+        parents = (posixpath.dirname(task_dir), task_dir)
+        wanted = [*parents, path, *(f"{path}/{name}" for name in EVIDENCE_SUBDIRS)]
+        state = observe(EvidenceDirectory, path=path, parents=parents)
         if not state.get("ok"):
             raise OperationError(f"cannot inspect evidence directory {path}: {state.get('error')}")
         entries = state["paths"]
         missing = [p for p in wanted if entries.get(p) != {"type": "dir", "mode": "0700"}]
         if not missing:
-            host.noop(f"evidence directory {path} exists (0700)")
+            host.noop(f"evidence directory {path} exists (0700, and its parents)")
             return
-        absent = [p.removeprefix(path).lstrip("/") or "." for p in missing]
+        absent = [p if p in parents else (p.removeprefix(path).lstrip("/") or ".") for p in missing]
         host.log(f"Will create evidence directory {path} (0700): " + ", ".join(absent))
         yield hostside_command("make_dirs", {"paths": wanted, "mode": "0700"})
     except OperationError as error:

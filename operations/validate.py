@@ -8,6 +8,7 @@ the reason in one line. While planning it says what it will check, against what,
 report will be written (none yet) or the kept one is checked again.
 """
 
+import hashlib
 import json
 
 from pyinfra import host
@@ -26,6 +27,7 @@ from turnout.validation import (
     compare_counts,
     count_failures,
     count_rows_as_dicts,
+    count_totals,
     extension_failures,
     orphan_failures,
     render_count_table,
@@ -47,11 +49,23 @@ def planned(step: str, record: str, plan: str):
     yield from record_report(record, {"step": step, "verdict": "pending", "failures": []}, [])
 
 
+def attempt_record(record: str, verdict: str, text: str) -> str:
+    """Where one attempt's report is kept beside ``record``, named by its verdict and content:
+    ``outputs/validate_db.json`` → ``outputs/validate_db.fail-1a2b3c4d5e6f.json``. A later
+    attempt with another result gets another file (a failing report is never overwritten); the
+    same result again is the same file (a rerun on an unchanged host changes nothing)."""
+    stem = record.removesuffix(".json")
+    return f"{stem}.{verdict}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+
+
 def record_report(record: str, report: dict, failures: list[str]):
-    """Keep ``report`` in ``record`` (0600; unchanged content is not rewritten) and, at execution
-    time, fail the step when there are ``failures``."""
+    """Keep ``report`` in ``record`` (the latest; 0600; unchanged content is not rewritten) and,
+    once judged, in its attempt's own file (``attempt_record``); at execution time, fail the
+    step when there are ``failures``."""
     text = redact(json.dumps(report, indent=2, sort_keys=True)) + "\n"
     yield from keep_text(record, text)
+    if report.get("verdict") in ("pass", "fail"):
+        yield from keep_text(attempt_record(record, report["verdict"], text), text)
     if failures and host.state.is_executing:
         yield fail_command(failures)
 
@@ -71,7 +85,10 @@ def database(
     Compare per-table row counts of source and target (exact ``count(*)`` under ``timeout_ms``,
     else the planner estimate, each labelled) and check the target for orphan rows (declared
     ``relations`` and every foreign key). Fails on a difference beyond ``allowed_diff`` (only
-    judged when both counts are exact), on an estimate when ``require_exact``, and on orphans.
+    judged when both counts are exact), on an estimate when ``require_exact``, on a materialized
+    view left unpopulated on the target, and on orphans. Partitions are reported beneath their
+    partitioned table and counted once (``totals`` in the report). Each attempt's report is also
+    kept as ``<record>.<verdict>-<sha>.json``.
 
     + source / target: the databases (``Database(dsn_env, env_file)``)
     + record: JSON report path, e.g. ``<evidence>/outputs/validate_db.json``
@@ -135,6 +152,7 @@ def database(
         "step": "validate_database",
         "verdict": "fail" if failures else "pass",
         "failures": failures,
+        "totals": count_totals(rows),
         "counts": count_rows_as_dicts(rows),
         "orphans": orphans["checks"],
         "settings": {
@@ -256,3 +274,19 @@ def extensions(
         "installed": found["installed"],
     }
     yield from record_report(record, report, failures)
+
+
+@operation()
+def off(what: str, setting: str):
+    """
+    A step turned off by a setting (``assets=false``, ``health=false``): the plan (``--dry``)
+    and the run say so, and nothing is checked or changed.
+
+    .. code:: python
+
+        from turnout.operations import validate
+        validate.off(name="Validate the assets", what="the asset steps", setting="assets")
+    """
+    host.log(f"{what} is off ({setting}=false): not run")
+    host.noop(f"{what} is off ({setting}=false)")
+    yield from ()

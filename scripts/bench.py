@@ -295,8 +295,11 @@ def superuser(role: str, dbname: str = "app"):  # noqa: ANN201 - a psycopg conne
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in Path(path).read_text().splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
+    """A stack host's ``.env`` as compose reads it (values are double-quoted: the stack's
+    passwords hold ``@ : / % # ' "`` and spaces)."""
+    from turnout.hostside.envfile import read_env_file as read_with_compose_rules
+
+    return read_with_compose_rules(path, lookup=lambda name: None)
 
 
 def libpq_env(url: str) -> dict[str, str]:
@@ -1317,6 +1320,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(
             TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=str(options.port_base)
         )
+        STACK.use_own_engine()  # the bench stack's own Docker engine, for every docker call
         started = time.perf_counter()
         trees = [working_tree(), *(compare_tree(rev) for rev in options.compare)]
         try:

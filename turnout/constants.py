@@ -15,3 +15,7 @@ Example:
 
 # pg_dump/pg_restore formats turnout writes and reads (setting ``dump_format``).
 DUMP_FORMATS = ("custom", "directory")
+
+# When the restore runs (setting ``restore``): only for a dump not yet restored into the target
+# (its sha256 differs from the restore marker's), or every time (heals a drifted staging).
+RESTORE_POLICIES = ("if_new_dump", "always")

@@ -15,6 +15,9 @@ any failing command does.
             yield from stop(error)
 """
 
+import logging
+import os
+import re
 from collections.abc import Iterator
 
 from pyinfra import host
@@ -49,3 +52,86 @@ def stop(error: OperationError) -> Iterator[StringCommand]:
     if not host.state.is_executing:
         raise error
     yield fail_command([str(error)])
+
+
+# One line per failure ------------------------------------------------------------------------
+#
+# pyinfra prints a failing step as: its output (turnout's one line, plus the host program's JSON
+# answer), ``Error: executed 0 commands``, then ``--> pyinfra error: No hosts remaining!``; and an
+# error raised while the deploy loads as ``--> pyinfra error in <file> line N: <message>``, which
+# reads like a crash. Its messages go through the ``pyinfra`` logger, so a logging filter is where
+# they can be shaped: turnout keeps the one line that names the problem and the way forward.
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+_LOCATED_RE = re.compile(
+    r"^--> (?P<name>[A-Za-z ]*?error) in (?P<file>.+?) line \d+: (?P<msg>.*)$", re.DOTALL
+)
+_DROPPED_RE = re.compile(
+    r"(^|\] )Error: executed \d+ commands$"  # the step's reason was printed just above
+    r"|^--> pyinfra error: No hosts remaining!$"  # each host's failure was printed already
+    r'|\] \{"ok": false, '  # the host program's JSON answer: the same reason, again
+)
+_UNREACHABLE_RE = re.compile(r"^(?P<prefix>.*\] )Could not connect \((?P<why>.*)\)$")
+_TURNOUT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def one_line(text: str) -> str | None:
+    """What turnout prints for one of pyinfra's log lines (ANSI colours removed): the line itself,
+    a shorter one, or None to drop it.
+
+    >>> one_line("--> pyinfra error in /x/turnout/preflight.py line 25: cannot connect; fix it")
+    '--> turnout: cannot connect; fix it'
+    >>> one_line("    [web1] Error: executed 0 commands") is None
+    True
+    """
+    plain = _ANSI_RE.sub("", text)
+    if _DROPPED_RE.search(plain.strip()):
+        return None
+    located = _LOCATED_RE.match(plain)
+    if located:
+        path = located["file"].replace(os.sep, "/")
+        ours = path.startswith(_TURNOUT_DIR.replace(os.sep, "/")) or any(
+            f"/{part}/" in f"/{path}" for part in ("turnout", "operations", "facts", "deploys")
+        )
+        name = "turnout" if ours else located["name"]
+        return f"--> {name}: {located['msg']}"
+    unreachable = _UNREACHABLE_RE.match(plain)
+    if unreachable:
+        return (
+            f"{unreachable['prefix']}turnout: cannot reach the host over ssh "
+            f"({unreachable['why']}); check its address, port and key in the inventory "
+            "(TURNOUT_<ENV>_HOSTS, TURNOUT_SSH_KEY) and that sshd answers there; "
+            "nothing was changed"
+        )
+    return text
+
+
+_STEP_INTERRUPTED_RE = re.compile(r"\] turnout: [a-z_]+: interrupted \(")
+
+
+class OneLineFailures(logging.Filter):
+    """The logging filter applying ``one_line`` to pyinfra's records; once the run is interrupted,
+    the stopped step's own line is left to the one summary line ``turnout.lock`` prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        from turnout.lock import INTERRUPT
+
+        if INTERRUPT and _STEP_INTERRUPTED_RE.search(_ANSI_RE.sub("", text)):
+            return False
+        shaped = one_line(text)
+        if shaped is None:
+            return False
+        if shaped != text:
+            record.msg, record.args = shaped, ()
+        return True
+
+
+def install_one_line_failures() -> None:
+    """Install ``OneLineFailures`` on pyinfra's logger (once; from inventories and runbooks)."""
+    pyinfra_logger = logging.getLogger("pyinfra")
+    if not any(isinstance(f, OneLineFailures) for f in pyinfra_logger.filters):
+        pyinfra_logger.addFilter(OneLineFailures())

@@ -27,6 +27,11 @@ def ssh_hosts_from_env(environment: str) -> list[tuple[str, dict]]:
     ``TURNOUT_<ENV>_SSH_KEY`` / ``TURNOUT_SSH_KEY`` (optional private key path),
     ``TURNOUT_<ENV>_KNOWN_HOSTS`` / ``TURNOUT_SSH_KNOWN_HOSTS`` (required: the pinned host keys).
     """
+    from turnout.failures import install_one_line_failures
+    from turnout.lock import install_interrupt_handler
+
+    install_one_line_failures()  # before pyinfra connects: an unreachable host says so in one line
+    install_interrupt_handler()  # Ctrl-C while connecting exits 130 too
     prefix = f"TURNOUT_{environment.upper()}"
     hosts = env_value(f"{prefix}_HOSTS")
     if not hosts:

@@ -17,10 +17,11 @@ class PreflightError(PyinfraError):
     """An input the run cannot work with; pyinfra prints the message without a traceback."""
 
 
-def require(result: dict, what: str) -> dict:
-    """A host-side fact's result, or ``PreflightError("cannot <what>: <reason>; nothing was
-    changed")``."""
+def require(result: dict, what: str, fix: str = "") -> dict:
+    """A host-side fact's result, or ``PreflightError("cannot <what>: <reason>; <fix>; nothing
+    was changed")`` (``fix``: the way forward, when the reason does not say it)."""
     problem = fact_problem(result, what)
     if problem:
-        raise PreflightError(f"{problem}; nothing was changed")
+        way = f"; {fix}" if fix else ""
+        raise PreflightError(f"{problem}{way}; nothing was changed")
     return result

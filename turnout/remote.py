@@ -62,6 +62,10 @@ STATS: dict[str, int] = {
 }
 
 
+# How many calls of each action this process made (written with STATS as "actions").
+ACTIONS: dict[str, int] = {}
+
+
 class ShipError(PyinfraError):
     """The program could not be placed on a host; pyinfra prints the one line."""
 
@@ -217,6 +221,7 @@ def hostside_command(
     )
     STATS["hostside_calls"] += 1
     STATS["hostside_bytes"] += len(command.get_raw_value())
+    ACTIONS[action] = ACTIONS.get(action, 0) + 1
     return command
 
 
@@ -253,7 +258,8 @@ def _write_stats() -> None:
     """At exit: the statistics as JSON in ``$TURNOUT_STATS`` (benchmarks and tests)."""
     path = os.environ.get("TURNOUT_STATS")
     if path:
-        Path(path).write_text(json.dumps(STATS, sort_keys=True) + "\n", encoding="utf-8")
+        stats = {**STATS, "actions": ACTIONS}
+        Path(path).write_text(json.dumps(stats, sort_keys=True) + "\n", encoding="utf-8")
 
 
 atexit.register(_write_stats)

@@ -12,10 +12,15 @@ run (so even ``-y``, which skips planning, is covered):
 1. the settings are read and validated (``turnout.settings.load_settings``: one line per problem,
    unknown keys refused);
 2. the databases named by the settings answer, the tables asked for exist in the source, a given
-   dump is a dump, the assets source exists (and is not empty when ``rsync_delete`` is set) —
-   each as asked by ``Preflight``; a problem stops the run with one sentence, nothing changed;
+   dump is complete (read in full), the assets source exists (and is not empty when
+   ``rsync_delete`` is set) — each as asked by ``Preflight``; a problem stops the run with one
+   sentence, nothing changed;
 3. the run's evidence directory is fixed (``<evidence_root>/<task>/<timestamp>``), and host-side
-   errors of this run are logged to its ``logs/hostside.log`` once it exists.
+   errors of this run are logged to its ``logs/hostside.log`` once it exists;
+4. the host lock is taken (``turnout.lock``): a second run on the host is refused, naming the
+   holder. turnout's Ctrl-C handler is installed first thing: an interrupted run exits 130, stops
+   the host-side step and marks the evidence ``interrupted``; every failure prints one line
+   (``turnout.failures.install_one_line_failures``).
 
 Destructive operations refuse themselves while the deploy loads (``turnout.guard.destructive``).
 """
@@ -31,6 +36,8 @@ from turnout.evidence import evidence_dir, run_timestamp
 from turnout.facts.assets import RsyncSides
 from turnout.facts.dump import DumpInfo
 from turnout.facts.postgres import PostgresServer, RowCounts
+from turnout.failures import install_one_line_failures
+from turnout.lock import install_interrupt_handler, take_host_lock
 from turnout.memo import observe
 from turnout.preflight import PreflightError, require
 from turnout.settings import Settings, load_settings
@@ -78,7 +85,10 @@ class Run:
 
 def start_runbook(task: str, preflight: Preflight | None = None) -> Run:
     """Read the settings, run the pre-flight, fix the evidence directory; see the module
-    docstring. Raises ``SettingsError``/``PreflightError`` (one line each, nothing changed)."""
+    docstring. Raises ``SettingsError``/``PreflightError`` (one line each, nothing changed), or
+    ``LockRefused`` when another run holds this host (``turnout.lock``)."""
+    install_one_line_failures()
+    install_interrupt_handler()
     settings = load_settings(host.data)
     env_file = settings.env_file_path
     run = Run(
@@ -90,6 +100,7 @@ def start_runbook(task: str, preflight: Preflight | None = None) -> Run:
     )
     host._turnout_error_log = run.log("hostside.log")
     check_inputs(run, preflight or Preflight())
+    take_host_lock(state, host, settings.evidence_root, task, run.run_dir)
     return run
 
 
@@ -106,31 +117,47 @@ def check_inputs(run: Run, preflight: Preflight) -> None:
         require(
             observe(PostgresServer, database=database),
             f"connect to the {role} database ({database})",
+            f"check {database.dsn_env} in the host's environment or {settings.env_file_path} "
+            f"(setting {role}_dsn_env names it) and that the server answers",
         )
     if preflight.tables and settings.tables:
         require(
             observe(RowCounts, database=run.source, tables=list(settings.tables), timeout_ms=1),
             "find the tables to validate in the source",
+            "fix the tables setting (schema.table names of the source; unset: every table)",
         )
     if preflight.dump and settings.dump_path:
+        # Read in full (a verified dump with its unchanged record is trusted without reading):
+        # ``pg_restore --list`` also succeeds on a truncated dump.
         given = require(
-            observe(DumpInfo, path=settings.dump_path, verify=False, pg_bin=""),
+            observe(DumpInfo, path=settings.dump_path, verify=True, pg_bin=""),
             f"read the dump {settings.dump_path}",
         )
         if not given["exists"] or not given.get("format"):
             raise PreflightError(
                 f"dump_path {settings.dump_path} is not a pg_dump custom file or directory on the "
-                "host; nothing was changed"
+                "host; give the path of an existing dump, or unset dump_path to dump the source; "
+                "nothing was changed"
             )
-    if preflight.assets_source and settings.rsync_source and settings.assets_dir:
+        if given.get("complete") is False:
+            raise PreflightError(
+                f"dump_path {settings.dump_path} is not a complete dump ({given.get('problem')}); "
+                "give a complete dump (a truncated copy cannot be restored), or unset dump_path "
+                "to dump the source again; nothing was changed"
+            )
+    mirrors = settings.assets and settings.rsync_source and settings.assets_dir  # assets=false: off
+    if preflight.assets_source and mirrors:
         source = settings.rsync_source
-        sides = observe(RsyncSides, source=source, dest=settings.assets_dir, rsh=settings.rsync_rsh)
+        sides = observe(
+            RsyncSides,
+            source=source,
+            dest=settings.assets_dir,
+            delete=settings.rsync_delete,
+            rsh=settings.rsync_rsh,
+        )
         if not sides.get("ok"):
             raise PreflightError(
                 ensure_unchanged_note(f"cannot mirror {source}: {sides.get('error')}")
             )
-        if settings.rsync_delete and sides["source_top_entries"] == 0:
-            raise PreflightError(
-                f"refusing to mirror {source} to {settings.assets_dir} with --delete: the source "
-                "is empty (an unmounted source looks empty); check the source, nothing was changed"
-            )
+        if sides["refusal"]:
+            raise PreflightError(ensure_unchanged_note(sides["refusal"]))

@@ -34,12 +34,13 @@ from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import HostData
 
-from turnout.constants import DUMP_FORMATS
+from turnout.constants import DUMP_FORMATS, RESTORE_POLICIES
 from turnout.dsn import redact
 from turnout.evidence import is_safe_component
+from turnout.hostside.base import HostsideError
+from turnout.hostside.pg import pg_name_parts, pg_split_list
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]*"
-_TABLE_RE = re.compile(rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}")
 _COLUMN_RE = re.compile(rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}\.{_IDENTIFIER}")
 _EXTENSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -234,6 +235,12 @@ def _dump_format(value: object) -> str:
     return value
 
 
+def _restore_policy(value: object) -> str:
+    if value not in RESTORE_POLICIES:
+        raise _Invalid("one of " + ", ".join(RESTORE_POLICIES))
+    return value
+
+
 def _rsync_source(value: object) -> str:
     text = _text(value).strip()
     if not text or text.startswith("-") or any(ord(char) < 32 for char in text):
@@ -259,14 +266,30 @@ def _key_values(value: object) -> tuple[str, ...]:
     return items
 
 
+def _table_name(item: str) -> str | None:
+    """One table name as SQL writes it (``users``, ``public.users``, ``public."PlayCount"``,
+    ``"Odd Schema"."T"``), normalised (quoted parts re-quoted), or None if it is not one."""
+    try:
+        parts = pg_name_parts(item)
+    except HostsideError:
+        return None
+    if len(parts) > 2 or any(not q and not re.fullmatch(_IDENTIFIER, v) for v, q in parts):
+        return None
+    return ".".join('"' + v.replace('"', '""') + '"' if q else v for v, q in parts)
+
+
 def _tables(value: object) -> tuple[str, ...]:
-    items = _string_list(value)
-    if not items or not all(_TABLE_RE.fullmatch(item) for item in items):
+    if isinstance(value, str):
+        items = tuple(pg_split_list(value))  # commas inside double quotes belong to a name
+    else:
+        items = _string_list(value)
+    names = tuple(_table_name(item) for item in items or ())
+    if not names or None in names:
         raise _Invalid(
-            "a non-empty list of table names like public.users or users "
-            "(leave it unset for all tables)",
+            'a non-empty list of table names like public.users, users or public."PlayCount" '
+            "(SQL quoting for other names; leave it unset for all tables)",
         )
-    return items
+    return names
 
 
 def _columns(value: object) -> tuple[str, ...]:
@@ -474,6 +497,13 @@ class Settings:
         doc="How many times the health check is tried before it fails.",
         section=_HTTP,
     )
+    health: bool = setting(
+        True,
+        _bool,
+        example="false",
+        doc="Check the app's health endpoint; false for an app without one (--dry says it is off).",
+        section=_HTTP,
+    )
     health_expect: tuple[str, ...] = setting(
         (),
         _key_values,
@@ -506,7 +536,7 @@ class Settings:
         None,
         _tables,
         example="public.users,public.meters",
-        doc='Tables to validate ("schema.table" or "table"); None means all tables.',
+        doc='Tables to validate, SQL names (users, public."PlayCount"); None means all tables.',
         section=_DB_CHECKS,
     )
     orphan_relations: tuple[str, ...] = setting(
@@ -522,6 +552,13 @@ class Settings:
         example="vector",
         doc="Extensions that must exist in the target database.",
         section=_DB_CHECKS,
+    )
+    assets: bool = setting(
+        True,
+        _bool,
+        example="false",
+        doc="Mirror and validate asset files; false for an app without any (--dry says it is off).",
+        section=_ASSETS,
     )
     asset_sample_size: int = setting(
         50,
@@ -595,6 +632,13 @@ class Settings:
         _abs_path,
         example="/var/backups/app.dump",
         doc="Existing dump to restore instead of dumping the source.",
+        section=_MOVE,
+    )
+    restore: str = setting(
+        "if_new_dump",
+        _restore_policy,
+        example="if_new_dump",
+        doc="if_new_dump (skip a dump the marker says is restored) or always (heals drift).",
         section=_MOVE,
     )
     drop_schema: bool = setting(

@@ -6,6 +6,11 @@ Pure functions over the facts' results (``RowCounts``, ``Orphans``, ``AssetSampl
     rows = compare_counts(source["tables"], target["tables"], allowed_diff=0)
     print(render_count_table(rows))
     failures = count_failures(rows)
+
+Counting follows the catalog (``RowCounts``): a partitioned table is one row whose count is its
+partitions' sum, its partitions listed beneath it (indented); a failure in a partition is reported
+once (on the partition), and totals count each row once (``count_totals``). A materialized view
+is compared too and must be populated on the target when it is on the source.
 """
 
 from dataclasses import asdict, dataclass
@@ -23,10 +28,32 @@ class CountRow:
     difference: int | None
     verdict: str
     reason: str = ""
+    relation: str = "table"
+    parent: str | None = None
+    depth: int = 0
 
     @property
     def kind(self) -> str:
         return "exact" if self.source_exact and self.target_exact else "estimate"
+
+
+def tree_order(source: dict[str, dict]) -> list[tuple[str, int]]:
+    """The source's names in report order with their depth: top-level tables sorted, each
+    partitioned table followed by its partitions (recursively)."""
+    children: dict[str | None, list[str]] = {}
+    for name in sorted(source):
+        parent = source[name].get("parent")
+        children.setdefault(parent if parent in source else None, []).append(name)
+    ordered: list[tuple[str, int]] = []
+
+    def visit(name: str, depth: int) -> None:
+        ordered.append((name, depth))
+        for child in children.get(name, []):
+            visit(child, depth + 1)
+
+    for name in children.get(None, []):
+        visit(name, 0)
+    return ordered
 
 
 def compare_counts(
@@ -35,71 +62,119 @@ def compare_counts(
     allowed_diff: int = 0,
     require_exact: bool = False,
 ) -> list[CountRow]:
-    """Compare per-table counts (``{"public.users": {"count": 12, "exact": True}}``).
+    """Compare per-table counts (``{"public.users": {"count": 12, "exact": True}}``), in the
+    catalog's order (``tree_order``: partitions beneath their partitioned table).
 
     The allowed difference applies only when both counts are exact (S1.4); a comparison involving
     an estimate is reported as ``estimate`` and passes, unless ``require_exact`` makes it fail.
+    A materialized view populated on the source fails when the target's is not.
     Tables only in the target are not judged (the source decides what must arrive).
     """
-    rows = []
-    for table in sorted(source):
-        src = source[table]
-        dst = target.get(table)
-        if dst is None:
-            rows.append(
-                CountRow(
-                    table,
-                    src["count"],
-                    None,
-                    src["exact"],
-                    False,
-                    None,
-                    "FAIL",
-                    "missing in the target",
-                )
-            )
-            continue
-        difference = dst["count"] - src["count"]
-        both_exact = src["exact"] and dst["exact"]
-        if both_exact and abs(difference) <= allowed_diff:
-            verdict, reason = "ok", ""
-        elif both_exact:
-            verdict = "FAIL"
-            reason = f"row counts differ by {difference:+d} (allowed {allowed_diff})"
-        elif require_exact:
-            verdict, reason = (
-                "FAIL",
-                "only an estimate (count timed out) and exact counts are required",
-            )
-        else:
-            verdict, reason = "estimate", "count timed out; compared by planner estimate only"
-        rows.append(
-            CountRow(
-                table,
-                src["count"],
-                dst["count"],
-                src["exact"],
-                dst["exact"],
-                difference,
-                verdict,
-                reason,
-            )
+    return [
+        compare_one(name, depth, source[name], target.get(name), allowed_diff, require_exact)
+        for name, depth in tree_order(source)
+    ]
+
+
+def compare_one(
+    name: str, depth: int, src: dict, dst: dict | None, allowed_diff: int, require_exact: bool
+) -> CountRow:
+    """One table's (or materialized view's) row of the comparison."""
+    where = {
+        "relation": src.get("relation", "table"),
+        "parent": src.get("parent"),
+        "depth": depth,
+    }
+    if dst is None:
+        return CountRow(
+            name,
+            src["count"],
+            None,
+            src["exact"],
+            False,
+            None,
+            "FAIL",
+            "missing in the target",
+            **where,
         )
-    return rows
+    if where["relation"] == "matview" and (src["count"] is None or dst["count"] is None):
+        return compare_matview(name, src, dst, where)
+    difference = dst["count"] - src["count"]
+    both_exact = src["exact"] and dst["exact"]
+    if both_exact and abs(difference) <= allowed_diff:
+        verdict, reason = "ok", ""
+    elif both_exact:
+        verdict = "FAIL"
+        reason = (
+            f"row counts differ by {difference:+d} (allowed {allowed_diff}); if staging drifted "
+            "since its restore, rerun with --data restore=always to restore it again"
+        )
+    elif require_exact:
+        verdict, reason = (
+            "FAIL",
+            "only an estimate (count timed out) and exact counts are required",
+        )
+    else:
+        verdict, reason = "estimate", "count timed out; compared by planner estimate only"
+    return CountRow(
+        name,
+        src["count"],
+        dst["count"],
+        src["exact"],
+        dst["exact"],
+        difference,
+        verdict,
+        reason,
+        **where,
+    )
+
+
+def compare_matview(name: str, src: dict, dst: dict, where: dict) -> CountRow:
+    """A materialized view unpopulated on one side: a failure when the source's holds rows and
+    the target's does not (the app would error on it); fine when neither is populated."""
+    if src["count"] is not None:
+        reason = "materialized view not populated on the target (REFRESH MATERIALIZED VIEW it)"
+        return CountRow(name, src["count"], None, True, True, None, "FAIL", reason, **where)
+    verdict = "ok"
+    reason = "not populated on the source either" if dst["count"] is None else ""
+    return CountRow(name, None, dst["count"], True, True, None, verdict, reason, **where)
+
+
+def count_totals(rows: list[CountRow]) -> dict:
+    """Rows over the real tables, each row counted once: top-level tables (a partitioned
+    table's count is its partitions' sum, so partitions are not added again); materialized
+    views are derived data and left out."""
+    top = [row for row in rows if row.parent is None and row.relation != "matview"]
+    return {
+        "tables": len(top),
+        "source": sum(row.source or 0 for row in top),
+        "target": sum(row.target or 0 for row in top),
+        "exact": all(row.kind == "exact" for row in top),
+    }
 
 
 def count_failures(rows: list[CountRow]) -> list[str]:
-    return [f"{row.table}: {row.reason}" for row in rows if row.verdict == "FAIL"]
+    """One line per failing row; a partitioned table whose partitions are compared is not
+    reported itself (a row missing in a partition is one failure, not two)."""
+    parents = {row.parent for row in rows if row.parent}
+    return [
+        f"{row.table}: {row.reason}"
+        for row in rows
+        if row.verdict == "FAIL" and not (row.relation == "partitioned" and row.table in parents)
+    ]
 
 
 def render_count_table(rows: list[CountRow]) -> str:
-    """A fixed-width table: table, source, target, exact/estimate, difference, verdict."""
+    """A fixed-width table: table, source, target, exact/estimate, difference, verdict;
+    partitions indented beneath their table, materialized views marked, and a total line."""
     header = ("table", "source", "target", "kind", "diff", "verdict")
     lines = [header]
     for row in rows:
+        label = "  " * row.depth + row.table
+        label += " (materialized view)" if row.relation == "matview" else ""
         lines.append(
             (
-                row.table,
+                label,
                 "-" if row.source is None else str(row.source),
                 "-" if row.target is None else str(row.target),
                 row.kind,
@@ -107,11 +182,25 @@ def render_count_table(rows: list[CountRow]) -> str:
                 row.verdict + (f" ({row.reason})" if row.reason else ""),
             )
         )
+    if rows:
+        totals = count_totals(rows)
+        lines.append(
+            (
+                f"total ({totals['tables']} tables)",
+                str(totals["source"]),
+                str(totals["target"]),
+                "exact" if totals["exact"] else "estimate",
+                f"{totals['target'] - totals['source']:+d}",
+                "",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True))
-        + "  "
-        + line[-1]
+        (
+            "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True))
+            + "  "
+            + line[-1]
+        ).rstrip()
         for line in lines
     )
 

@@ -36,6 +36,9 @@ def claim_slot() -> tuple[Path, int]:
 
 SLOT_LOCKS: list = []
 STACK_DIR, PORT_BASE = claim_slot()
+# The stack runs its own Docker engine (tests/stack/stack.py): every docker call of this session
+# (the compose helper below, the refapp's compose test) goes to it, never to the machine's.
+os.environ["DOCKER_HOST"] = f"unix://{STACK_DIR / 'docker' / 'docker.sock'}"
 
 
 def stack_env(**extra: str) -> dict[str, str]:
@@ -69,8 +72,12 @@ def stack() -> dict:
 
 @pytest.fixture(scope="session")
 def stack_secrets(stack: dict) -> list[str]:
-    """Every password and token the stack generated: none may ever appear in output or evidence."""
-    return [path.read_text().strip() for path in (STACK_DIR / "secrets").iterdir()]
+    """Every password and token the stack generated, as generated and as URL DSNs carry them
+    (percent-encoded): none may ever appear in output or evidence."""
+    from urllib.parse import quote
+
+    raw = [path.read_text().strip() for path in (STACK_DIR / "secrets").iterdir()]
+    return raw + [quote(value, safe="") for value in raw]
 
 
 def run_pyinfra(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
@@ -98,8 +105,11 @@ def changes(stdout: str) -> int:
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in Path(path).read_text().splitlines() if "=" in line)
-    return {key: value for key, value in pairs}
+    """A stack host's ``.env`` as compose reads it (its values are double-quoted: the stack's
+    passwords hold ``@ : / % # ' "`` and spaces)."""
+    from turnout.hostside.envfile import read_env_file as read_with_compose_rules
+
+    return read_with_compose_rules(path, lookup=lambda name: None)
 
 
 def compose(host: dict, *args: str, env: dict[str, str] | None = None, check: bool = True):

@@ -205,12 +205,13 @@ def test_mirror_plan_rerun_change_and_delete(stack: dict, root: Path) -> None:
         "transfer_bytes": 15,
         "add_files": 4,
         "change_files": 0,
+        "refusal": None,  # the host's rule (rsync_refusal) has nothing against it
     }
     assert not dest.exists()  # planning changes nothing
     log = root / "rsync.log"
     result, done = rsync(stack, "rsync_mirror", source, dest, log_path=str(log), timeout_s=60)
     assert result.returncode == 0, result.stderr
-    assert done == plan
+    assert done == {key: value for key, value in plan.items() if key != "refusal"}
     assert (dest / "b" / "3.txt").read_text() == "three"
     assert stat.S_IMODE(log.stat().st_mode) == 0o600 and "rsync -a" in log.read_text()
     _, again = rsync(stack, "rsync_plan", source, dest)

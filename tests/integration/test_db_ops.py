@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -91,7 +92,8 @@ OUTPUTS: list[str] = []
 
 def app_url(role: str, port: int, dbname: str) -> str:
     password = (STACK_DIR / "secrets" / f"pg_{role}_app").read_text().strip()
-    return f"postgresql+psycopg://app:{password}@127.0.0.1:{port}/{dbname}"
+    # Percent-encoded: the stack's passwords hold @ : / % # ' " and a space.
+    return f"postgresql+psycopg://app:{quote(password, safe='')}@127.0.0.1:{port}/{dbname}"
 
 
 def app_connect(dbt: dict, env_name: str) -> psycopg.Connection:
@@ -194,12 +196,14 @@ def table_counts(stack: dict, role: str, dbname: str) -> dict[str, int]:
 def test_row_counts_are_exact_and_names_normalised(dbt: dict) -> None:
     out = fact(dbt, "row_counts", dsn_env="DBT_SOURCE", tables=None)
     assert out["ok"] is True and out["database"] == SRC_DB
-    assert out["tables"] == {t: {"count": n, "exact": True} for t, n in SOURCE_COUNTS.items()}
+    assert out["tables"] == {
+        t: {"count": n, "exact": True, "relation": "table"} for t, n in SOURCE_COUNTS.items()
+    }
 
     out = fact(dbt, "row_counts", dsn_env="DBT_SOURCE", tables=["users", "extra.things"])
     assert out["tables"] == {
-        "public.users": {"count": 25, "exact": True},
-        "extra.things": {"count": 7, "exact": True},
+        "public.users": {"count": 25, "exact": True, "relation": "table"},
+        "extra.things": {"count": 7, "exact": True, "relation": "table"},
     }
     out = fact(dbt, "row_counts", dsn_env="DBT_SOURCE", tables=["users", "nope"])
     assert out == {"ok": False, "error": f"table public.nope does not exist in {SRC_DB}"}
@@ -225,8 +229,10 @@ def test_row_counts_fall_back_to_the_estimate_when_counting_times_out(dbt: dict)
     assert tables["public.never_analyzed"]["count"] == 0
     assert tables["public.never_analyzed"]["exact"] is False
     assert "never analyzed" in tables["public.never_analyzed"]["note"]
-    assert tables["public.users"] == {"count": 5, "exact": True}
-    assert elapsed < 10
+    assert tables["public.users"] == {"count": 5, "exact": True, "relation": "table"}
+    # The lock is held for the whole call: a count that waited for it would never return (fact()
+    # gives up after 120 s). The bound is loose on purpose: a loaded 2-core machine is slow.
+    assert elapsed < 60
 
 
 def test_orphans_from_foreign_keys_and_declared_relations(dbt: dict) -> None:
@@ -484,7 +490,7 @@ def test_restore_terminates_sessions_that_would_block_it(dbt: dict) -> None:
     assert marker.exists()
 
 
-def test_failed_restore_is_rolled_back_and_leaves_no_marker(dbt: dict) -> None:
+def test_failed_restore_is_rolled_back_and_keeps_the_marker(dbt: dict) -> None:
     root, stack = dbt["root"], dbt["stack"]
     marker = root / "state" / "direct.json"
     dirty = root / "artifacts" / "dirty.dump"
@@ -492,6 +498,7 @@ def test_failed_restore_is_rolled_back_and_leaves_no_marker(dbt: dict) -> None:
     assert result.returncode == 0, result.stderr
     before = table_counts(stack, "staging", TARGET_DB)
     assert marker.exists()
+    kept = marker.read_bytes()
 
     # Reads back fine, fails while restoring (its orphans break the foreign keys).
     result, out = hostside(
@@ -501,8 +508,11 @@ def test_failed_restore_is_rolled_back_and_leaves_no_marker(dbt: dict) -> None:
     )
     assert result.returncode == 1 and out["ok"] is False
     assert result.stderr.strip().count("\n") == 0
-    assert "failed and was rolled back" in result.stderr and "pg_restore exited 1" in result.stderr
-    assert not marker.exists()
+    assert "failed and was rolled back" in result.stderr
+    # The real cause, not the command: the database's own error.
+    assert "psql exited 3: ERROR:  " in result.stderr, result.stderr
+    assert "Command was" not in result.stderr
+    assert marker.read_bytes() == kept  # the last good restore is still what the database holds
     assert table_counts(stack, "staging", TARGET_DB) == before
 
     # A truncated dump is refused before the target is touched.
@@ -605,10 +615,11 @@ def test_no_password_in_outputs_logs_or_tool_command_lines(dbt: dict, stack_secr
         line
         for path in (root / "logs").glob("*.log")
         for line in path.read_text().splitlines()
-        if line.startswith(("$ pg_dump", "$ pg_restore"))
+        if line.startswith(("$ pg_dump", "$ pg_restore", "$ psql"))
     ]
     assert any(line.startswith("$ pg_dump") for line in commands)
-    assert any("--single-transaction" in line for line in commands)
+    # The restore: pg_restore writes SQL, psql runs it in one transaction (with the password).
+    assert any(line.startswith("$ psql") and "--single-transaction" in line for line in commands)
     for line in commands:
         # A password in argv would show as *** here (the log is redacted).
         assert "***" not in line and "password" not in line.lower(), line

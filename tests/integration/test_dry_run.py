@@ -40,10 +40,11 @@ def run_dir(stack: dict, timestamp: str = TIMESTAMP) -> Path:
     return Path(stack["hosts"]["staging"]["evidence_root"]) / "dry_run" / timestamp
 
 
-def staging_fingerprint(stack: dict) -> dict:
-    """Every table's rows (hashed) in the staging database, and every file of the asset tree."""
+def staging_fingerprint(stack: dict, role: str = "staging") -> dict:
+    """Every table's rows (hashed) in the staging (or source) database, every file of its asset
+    tree, and every path under the host's evidence root (what a --dry must not create)."""
     tables = {}
-    with superuser(stack, "staging") as conn:
+    with superuser(stack, role) as conn:
         names = conn.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
             "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
@@ -54,12 +55,22 @@ def staging_fingerprint(stack: dict) -> dict:
                 f"FROM {name} t"
             ).fetchone()
     files = {}
-    root = Path(stack["hosts"]["staging"]["assets_dir"])
+    root = Path(
+        stack["hosts"]["staging"]["assets_dir"]
+        if role == "staging"
+        else stack["source"]["assets_dir"]
+    )
     for path in sorted(root.rglob("*")):
         st = path.lstat()
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
         files[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
-    return {"tables": tables, "files": files}
+    evidence = Path(stack["hosts"]["staging"]["evidence_root"])
+    made = sorted(  # the host lock's file aside: --dry takes the lock too, and leaves the file
+        str(path)
+        for path in (evidence.rglob("*") if evidence.exists() else [])
+        if path.name != ".turnout.lock" and path != evidence
+    )
+    return {"tables": tables, "files": files, "evidence": made}
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +92,13 @@ def outputs() -> list[str]:
 def passing(seeded: dict, outputs: list[str]):
     """The dry run, then the rehearsal itself (at -v), with every process's argv watched."""
     before = staging_fingerprint(seeded)
+    source_before = staging_fingerprint(seeded, "source")
     expected_mirror = files_to_mirror(
         Path(seeded["source"]["assets_dir"]), Path(seeded["hosts"]["staging"]["assets_dir"])
     )
     dry = rehearsal(dry=True, verbosity="-v")
     after = staging_fingerprint(seeded)
+    source_after = staging_fingerprint(seeded, "source")
     outputs.append(dry.stdout)
     with ArgvWatcher() as watcher:
         real = rehearsal(verbosity="-v")
@@ -95,6 +108,8 @@ def passing(seeded: dict, outputs: list[str]):
         "real": real,
         "before": before,
         "after": after,
+        "source_before": source_before,
+        "source_after": source_after,
         "argv": watcher.seen,
         "mirror": expected_mirror,
     }
@@ -120,7 +135,11 @@ def files_to_mirror(source: Path, target: Path) -> tuple[int, int]:
 def test_dry_run_plans_concretely_and_changes_nothing(passing: dict) -> None:
     dry = passing["dry"]
     assert dry.returncode == 0, dry.stdout[-3000:]
+    # nothing changed on either side: staging's rows and files, the source's, and no evidence
+    # directory, dump, report or restore marker appeared
     assert passing["before"] == passing["after"]
+    assert passing["source_before"] == passing["source_after"]
+    assert passing["after"]["evidence"] == passing["before"]["evidence"]
     text = dry.stdout
     assert "Will dump app at 127.0.0.1:" in text
     assert "Will restore" in text
@@ -169,7 +188,12 @@ def test_second_run_changes_nothing(passing: dict, outputs: list[str], tmp_path:
     assert calls["full_dump_reads"] == 0, calls
     assert calls["ships"] == 1 and calls["ship_bytes"] < 128 * 1024, calls  # placed once
     assert calls["hostside_bytes"] < 1024 * calls["hostside_calls"], calls  # short calls
-    assert calls["hostside_calls"] <= 20, calls  # 17 today: one per fact, none repeated
+    # each fact measured once: none repeated although pyinfra runs each step's code twice
+    actions = calls["actions"]
+    assert actions["dump_info"] == 1 and actions["restore_marker"] == 1, actions
+    assert actions["rsync_plan"] == 1 and actions["row_counts"] == 2, actions  # source, target
+    assert actions["postgres_server"] == 2 and actions["orphans"] == 1, actions
+    assert "pg_dump" not in actions and "pg_restore" not in actions, actions
     # -vv shows each command; none carries the program
     assert "def main(" not in again.stdout and "PGDMP" not in again.stdout
     assert len(again.stdout.splitlines()) < 2000
@@ -341,8 +365,11 @@ def test_drop_schema_released_restores_everything(
 ) -> None:
     with superuser(seeded, "staging") as conn:
         conn.execute("CREATE TABLE public.stray (id int)")
+    before = staging_fingerprint(seeded)
     plan = rehearsal("drop_schema=true", "i_know_what_im_doing=true", timestamp="dropped", dry=True)
     outputs.append(plan.stdout)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert staging_fingerprint(seeded) == before  # --dry with a released drop: nothing dropped
     assert re.search(r"drop schema public first: removes \d+ tables, ~?\d+ rows", plan.stdout), (
         plan.stdout[-3000:]
     )

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 from conftest import STACK_DIR, superuser
@@ -34,6 +35,7 @@ def big_source(stack: dict):
     port = stack["pg"]["source"]["port"]
     env_file = root / "wdt.env"
     env_file.touch(mode=0o600)
+    password = quote(password, safe="")  # it holds @ : / % # ' " and a space
     env_file.write_text(f"WDT_SOURCE=postgresql://app:{password}@127.0.0.1:{port}/{DB}\n")
     yield {"root": root, "env_file": str(env_file), "python": stack["python"]}
     with superuser(stack, "source", "postgres") as conn:

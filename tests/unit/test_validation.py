@@ -26,7 +26,10 @@ def test_equal_exact_counts_pass() -> None:
 
 def test_difference_beyond_allowed_fails_with_reason() -> None:
     rows = compare_counts({"public.a": exact(10)}, {"public.a": exact(8)}, allowed_diff=1)
-    assert count_failures(rows) == ["public.a: row counts differ by -2 (allowed 1)"]
+    assert count_failures(rows) == [
+        "public.a: row counts differ by -2 (allowed 1); if staging drifted since its restore, "
+        "rerun with --data restore=always to restore it again"
+    ]
     rows = compare_counts({"public.a": exact(10)}, {"public.a": exact(9)}, allowed_diff=1)
     assert count_failures(rows) == []
 

@@ -2,7 +2,9 @@
 
 import json
 import os
+import select
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -18,6 +20,58 @@ class HostsideError(Exception):
 
 
 _SECRETS: list[str] = []
+
+
+class Interrupted(BaseException):
+    """The program was told to stop: SIGINT, SIGHUP or SIGTERM, or the ssh channel to the control
+    machine closed. A ``BaseException`` so that no ``except Exception`` swallows it: ``run_tool``
+    kills the tool's whole process group on its way out (the step is stopped, never detached)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+_CHANNEL: dict[str, bool] = {"closed": False}
+
+
+def stop_on_signals() -> None:
+    """SIGINT, SIGHUP and SIGTERM raise ``Interrupted`` in the main thread (an operation action
+    runs its tools in their own process group, so a terminal's Ctrl-C never reaches them: this
+    program stops them deliberately)."""
+
+    def handler(signum: int, frame: object) -> None:
+        if _CHANNEL["closed"]:
+            raise Interrupted("the connection to the control machine closed")
+        raise Interrupted(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+def watch_channel(fd: int = 1) -> bool:
+    """When ``fd`` (stdout: the ssh channel) is a pipe or socket, watch it in a daemon thread and
+    send ourselves SIGHUP once its reading end closes (the control machine exited or was killed;
+    sshd does not signal a command without a terminal). Whether it is watched."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return False
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        while True:
+            for _, events in poller.poll():
+                if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                    _CHANNEL["closed"] = True
+                    os.kill(os.getpid(), signal.SIGHUP)
+                    return
+
+    threading.Thread(target=watch, daemon=True, name="turnout-channel").start()
+    return True
 
 
 def remember_secret(value: str) -> None:

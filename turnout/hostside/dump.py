@@ -4,12 +4,15 @@
   read-back (``pg_restore -f /dev/null``: ``--list`` succeeds even on a truncated dump).
 - ``pg_dump`` (operation): written under ``<dest>.partial-<pid>``, read back in full, only then
   renamed to ``dest`` (parent fsynced) and recorded in ``<dest>.sha256``.
-- ``pg_restore`` (operation): stale marker removed, dump read back, other backends terminated,
-  optionally schema ``public`` dropped, ``pg_restore --single-transaction --exit-on-error`` under a
-  watchdog, sequences checked, and only then the marker written.
+- ``pg_restore`` (operation): dump read back (unless trusted), other backends terminated, then
+  one transaction under a watchdog: ``pg_restore --clean --if-exists --exit-on-error -f -`` fed to
+  ``psql --single-transaction -v ON_ERROR_STOP=1`` after a preamble (the target's partitioned
+  tables the dump holds dropped ``CASCADE``; with ``drop_schema``, schema public dropped and
+  recreated); sequences checked, and only then the marker replaced. A failure changes nothing:
+  neither the database nor the previous marker.
 - ``restore_marker`` (fact): the marker of the last successful restore.
 
-Passwords reach pg_dump/pg_restore only through the child's environment (``libpq_child``).
+Passwords reach pg_dump/psql only through the child's environment (``libpq_child``).
 
     python -c 'from turnout.remote import hostside_command as c
     print(c("dump_info", {"path": "/var/backups/app.dump", "verify": True}).get_raw_value())' | sh
@@ -20,23 +23,31 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import threading
 import time
 
 from turnout.constants import DUMP_FORMATS
+from turnout.dsn import redact
 from turnout.hostside.base import (
+    _SECRETS,
     HostsideError,
     append_log,
     host_dsn,
+    kill_group,
     libpq_child,
     run_tool,
     write_json_atomically,
 )
-from turnout.hostside.pg import pg_connect, pg_current_database
+from turnout.hostside.pg import pg_connect, pg_current_database, pg_display, pg_relations
 
 DUMP_FORMAT_FLAGS = {name: f"--format={name}" for name in DUMP_FORMATS}
 DUMP_TABLE_NAMES_MAX = 200
-# "215; 1259 16390 TABLE public users app" (not "TABLE DATA …").
-TOC_TABLE_RE = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)(?:\s|$)")
+# "215; 1259 16390 TABLE public users app": a table (a partitioned one too); not "TABLE DATA …"
+# (its rows) nor "TABLE ATTACH public events_2025 app" (a partition attached to its parent).
+TOC_TABLE_RE = re.compile(
+    r"^\s*\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s|ATTACH\s)(\S+)\s+(\S+)(?:\s|$)"
+)
 
 
 def pg_tool(pg_bin: str, name: str) -> str:
@@ -87,7 +98,7 @@ def dump_toc_tables(listing: str) -> list[str]:
     for line in listing.splitlines():
         match = TOC_TABLE_RE.match(line)
         if match:
-            tables.append(f"{match.group(1)}.{match.group(2)}")
+            tables.append(pg_display(match.group(1), match.group(2)))
     return tables
 
 
@@ -422,21 +433,158 @@ def action_restore_marker(params: dict) -> dict:
     return {**record, "exists": True, "dump_sha256": record.get("dump_sha256")}
 
 
+def restore_preamble(conn, listing: str, drop_schema: bool) -> str:  # noqa: ANN001
+    """SQL run first in the restore's transaction: every top-level partitioned table of the
+    target that the dump holds is dropped ``CASCADE`` (``pg_restore --clean`` would try to drop
+    its partitions' inherited constraints one by one, which PostgreSQL refuses: "cannot drop
+    inherited constraint"); with ``drop_schema``, schema public is dropped and recreated."""
+    from psycopg import sql
+
+    lines = [f"{line} " for line in listing.splitlines() if not line.lstrip().startswith(";")]
+    statements = []
+    for (schema, table), info in pg_relations(conn).items():
+        entry = f" TABLE {schema} {table} "
+        if info["relkind"] == "p" and not info["parent"] and any(entry in x for x in lines):
+            drop = sql.SQL("DROP TABLE IF EXISTS {} CASCADE;").format(sql.Identifier(schema, table))
+            statements.append(drop.as_string(conn))
+    if drop_schema:
+        statements += ["DROP SCHEMA public CASCADE;", "CREATE SCHEMA public;"]
+    return "\n".join(statements)
+
+
+def restore_first_error(output: str) -> str:
+    """The first ``ERROR:`` line of psql's output, without psql's ``psql:<stdin>:12:`` prefix
+    (the real cause: "ERROR:  cannot drop inherited constraint …"), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "ERROR:" in line:
+            return line[line.index("ERROR:") :][:300]
+    return (lines[-1] if lines else "no output")[:300]
+
+
+def restore_pipeline(
+    restore_argv: list[str],
+    psql_argv: list[str],
+    psql_env: dict[str, str],
+    log_path: str | None,
+    timeout: float,
+) -> None:
+    """``pg_restore -f -`` (the dump as SQL) fed to ``psql --single-transaction -v
+    ON_ERROR_STOP=1``, each in its own process group under one watchdog. psql sees the end of
+    its input (and commits) only when pg_restore finished cleanly; on any failure psql is killed
+    first, so nothing is committed. Only psql gets the password (``psql_env``). Raises
+    ``HostsideError`` with the real cause: psql's first ``ERROR:`` line, or pg_restore's."""
+    psql = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        psql_argv,
+        env=psql_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    restore = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        restore_argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    outputs: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda: outputs.update(psql=psql.stdout.read()), daemon=True),
+        threading.Thread(target=lambda: outputs.update(restore=restore.stderr.read()), daemon=True),
+    ]
+    fired = threading.Event()
+
+    def watchdog() -> None:
+        fired.set()
+        kill_group(restore, wait=False)
+        kill_group(psql, wait=False)
+
+    timer = threading.Timer(timeout, watchdog)
+    timer.daemon = True
+    try:
+        timer.start()
+        for reader in readers:
+            reader.start()
+        restore_pump(restore, psql)
+        restore_code = restore.wait()
+        if restore_code == 0 and not fired.is_set():
+            try:
+                psql.stdin.close()  # the end of the script: psql commits
+            except BrokenPipeError:
+                pass
+        else:
+            kill_group(psql)  # never let psql see the end of a partial script
+        psql.wait()
+        for reader in readers:
+            reader.join()
+    except BaseException:  # interrupted: take both groups down, nothing is committed
+        kill_group(restore)
+        kill_group(psql)
+        raise
+    finally:
+        timer.cancel()
+    restore_failure(restore_argv, psql_argv, outputs, (restore_code, psql.returncode), fired)
+    if log_path:
+        restore_log(log_path, restore_argv, psql_argv, outputs, (restore_code, psql.returncode))
+
+
+def restore_pump(restore: subprocess.Popen, psql: subprocess.Popen) -> None:
+    """Copy pg_restore's SQL into psql; when psql stops reading (it hit an error), stop
+    pg_restore too (it would block on its full pipe)."""
+    try:
+        while chunk := restore.stdout.read1(1 << 16):
+            psql.stdin.write(chunk)
+    except (BrokenPipeError, ValueError):
+        kill_group(restore, wait=False)
+
+
+def restore_texts(outputs: dict[str, bytes]) -> tuple[str, str]:
+    """psql's and pg_restore's output, decoded and redacted."""
+    return tuple(
+        redact(outputs.get(name, b"").decode("utf-8", "replace"), _SECRETS)
+        for name in ("psql", "restore")
+    )
+
+
+def restore_log(
+    log_path: str, restore_argv: list, psql_argv: list, outputs: dict, codes: tuple
+) -> None:
+    """Both tools' redacted command lines, outputs and exit codes, in the step's log."""
+    psql_text, restore_text = restore_texts(outputs)
+    append_log(log_path, redact(" ".join(restore_argv), _SECRETS), restore_text, codes[0])
+    append_log(log_path, redact(" ".join(psql_argv), _SECRETS), psql_text, codes[1])
+
+
+def restore_failure(
+    restore_argv: list, psql_argv: list, outputs: dict, codes: tuple, fired: threading.Event
+) -> None:
+    """Raise ``HostsideError`` naming the real cause when the pipeline failed."""
+    psql_text, restore_text = restore_texts(outputs)
+    if fired.is_set():
+        raise HostsideError("pg_restore | psql timed out (killed by the watchdog)")
+    if codes[1] != 0 and codes[1] != -9:
+        raise HostsideError(f"psql exited {codes[1]}: {restore_first_error(psql_text)}")
+    if codes[0] != 0:
+        raise HostsideError(f"pg_restore exited {codes[0]}: {restore_first_error(restore_text)}")
+    if codes[1] != 0:
+        raise HostsideError(f"psql exited {codes[1]}: {restore_first_error(psql_text)}")
+
+
 def action_pg_restore(params: dict) -> dict:
-    """Restore ``dump`` into the database named by ``dsn_env`` (see the module docstring)."""
+    """Restore ``dump`` into the database named by ``dsn_env`` (see the module docstring): one
+    transaction (``pg_restore -f - | psql --single-transaction``, with the preamble of
+    ``restore_preamble``), so a failure changes nothing — neither the database nor the marker
+    of the last successful restore, which is replaced only after success."""
     dump, marker = params["dump"], params["marker"]
     pg_bin = params.get("pg_bin") or ""
     log_path = params.get("log_path")
     timeout = float(params.get("timeout_s") or 3600)
-    pg_restore = pg_tool(pg_bin, "pg_restore")
     if not os.path.lexists(dump):
         raise HostsideError(f"dump {dump} does not exist on this host; run the dump step first")
     if dump_format_of(dump) is None:
         raise HostsideError(f"{dump} is not a custom-format dump file nor a dump directory")
-    # A half-restored database must never look restored: the old marker goes first.
-    if os.path.lexists(marker):
-        os.unlink(marker)
-        dump_fsync(os.path.dirname(os.path.abspath(marker)))
     # A dump not provably unchanged since it was verified is read back in full before the target
     # is touched (one pass, hashed on the way): a corrupt dump changes nothing.
     trusted = dump_trusted_record(dump)
@@ -447,6 +595,7 @@ def action_pg_restore(params: dict) -> dict:
             sha256, _ = dump_verify_and_digest(dump, pg_bin, log_path, timeout)
         except HostsideError as error:
             raise HostsideError(f"dump {dump} is unreadable, target untouched: {error}") from None
+    listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", dump])
     safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
     terminated, failures = 0, []
     with pg_connect(params) as conn:
@@ -454,27 +603,33 @@ def action_pg_restore(params: dict) -> dict:
         target = f"{conn.info.host}:{conn.info.port}/{database}"
         if params.get("terminate_backends", True):
             terminated, failures = pg_terminate_others(conn)
-        if params.get("drop_schema"):
-            with conn.transaction():
-                conn.execute("DROP SCHEMA public CASCADE")
-                conn.execute("CREATE SCHEMA public")
-    argv = [
-        pg_restore,
+        preamble = restore_preamble(conn, listing, bool(params.get("drop_schema")))
+    restore_argv = [
+        pg_tool(pg_bin, "pg_restore"),
         "--no-owner",
         "--no-acl",
         "--clean",
         "--if-exists",
         "--exit-on-error",
-        "--single-transaction",
-        f"--dbname={safe_dsn}",
+        "--file=-",
         dump,
     ]
+    psql_argv = [
+        pg_tool(pg_bin, "psql"),
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+    ]
+    psql_argv += [f"--dbname={safe_dsn}"] + (["-c", preamble] if preamble else []) + ["-f", "-"]
     try:
-        run_tool(argv, env=env, log_path=log_path, timeout=timeout)
+        restore_pipeline(restore_argv, psql_argv, env, log_path, timeout)
     except HostsideError as error:
         hint = f" ({len(failures)} session(s) could not be terminated)" if failures else ""
         raise HostsideError(
-            f"restore into {target} failed and was rolled back{hint}: {error}"
+            f"restore into {target} failed and was rolled back, nothing changed (the marker of "
+            f"the last restore is kept){hint}: {error}"
         ) from None
     with pg_connect(params) as conn:
         problems = pg_sequence_problems(conn)

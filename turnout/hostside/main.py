@@ -13,7 +13,14 @@ import traceback
 from collections.abc import Callable
 
 from turnout.dsn import redact
-from turnout.hostside.base import _SECRETS, HostsideError, append_log
+from turnout.hostside.base import (
+    _SECRETS,
+    HostsideError,
+    Interrupted,
+    append_log,
+    stop_on_signals,
+    watch_channel,
+)
 
 # action -> (module of turnout.hostside, function); a module is imported only when one of its
 # actions runs, so a call pays for what it uses.
@@ -42,6 +49,23 @@ OPERATION_ACTIONS = {
     "make_dirs": ("files", "action_make_dirs"),
     "write_file": ("files", "action_write_file"),
 }
+# Exit status of an action stopped by a signal or by its ssh channel closing (as a shell's 128+2).
+INTERRUPTED_EXIT = 130
+
+
+def action_what(action: str, params: dict) -> str:
+    """What an operation action is working on, for the interrupted mark and its message.
+
+    >>> action_what("pg_restore", {"dump": "/e/source.dump", "dsn_env": "DATABASE_URL"})
+    'pg_restore of /e/source.dump into DATABASE_URL'
+    >>> action_what("rsync_mirror", {"source": "/a", "dest": "/b"})
+    'rsync_mirror of /a into /b'
+    """
+    source = params.get("dump") or params.get("source") or params.get("dsn_env")
+    dest = params.get("dest") or (params.get("dsn_env") if params.get("dump") else None)
+    if source and dest:
+        return f"{action} of {source} into {dest}"
+    return f"{action} of {source or dest or params.get('path') or params.get('url') or '?'}"
 
 
 def action_handler(action: str) -> Callable[[dict], dict]:
@@ -81,15 +105,59 @@ def keep_traceback(error: BaseException, action: str, params: dict) -> str | Non
     return None
 
 
+def run_operation(action: str, params: dict) -> dict:
+    """Run an operation action the way a step must be stoppable: SIGINT/SIGHUP/SIGTERM and the
+    ssh channel closing raise ``Interrupted`` (its tool's process group is killed on the way out,
+    never left running), and while it runs it is registered with the run's host lock (the lock
+    holder stops it when the operator interrupts the run)."""
+    from turnout.hostside.lock import running
+
+    stop_on_signals()
+    watch_channel(1)
+    lock = params.get("run_lock") if isinstance(params.get("run_lock"), str) else None
+    with running(lock, action, action_what(action, params)):
+        return action_handler(action)(params)
+
+
 def main(argv: list[str]) -> int:
-    """Run one action; print its JSON answer. Facts exit 0 even on errors; operations exit 1."""
+    """Run one action; print its JSON answer. Facts exit 0 even on errors; operations exit 1
+    (130 when interrupted)."""
     action = argv[1] if len(argv) > 1 else ""
     is_fact = action in FACT_ACTIONS
     params: dict = {}
+    if action == "lock_hold":
+        from turnout.hostside.lock import action_lock_hold
+
+        return action_lock_hold(json.loads(argv[2]) if len(argv) > 2 else {})
     try:
-        handler = action_handler(action)
         params = json.loads(argv[2]) if len(argv) > 2 else {}
-        result = {"ok": True, **handler(params)}
+        if is_fact:
+            result = {"ok": True, **action_handler(action)(params)}
+        else:
+            result = {"ok": True, **run_operation(action, params)}
+    except Interrupted as error:
+        from turnout.hostside.lock import utc_now, write_mark
+
+        what = action_what(action, params)
+        message = redact(
+            f"interrupted ({error.cause}): {what} was stopped, its tools killed", _SECRETS
+        )
+        run_dir = params.get("run_dir") if isinstance(params.get("run_dir"), str) else None
+        try:
+            write_mark(
+                run_dir,
+                {
+                    "interrupted_at": utc_now(),
+                    "cause": error.cause,
+                    "running": [{"action": action, "what": what, "pid": os.getpid()}],
+                    "stopped": f"{action} ({what})",
+                },
+            )
+        except OSError:
+            pass
+        print(json.dumps({"ok": False, "error": message, "interrupted": True}))
+        print(f"turnout: {action}: {message}", file=sys.stderr)
+        return INTERRUPTED_EXIT
     except Exception as error:  # noqa: BLE001 - every failure becomes one redacted line
         if isinstance(error, HostsideError):
             message = redact(str(error), _SECRETS)

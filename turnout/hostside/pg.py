@@ -1,9 +1,13 @@
 """Host-side PostgreSQL actions: everything that connects to a database runs here, on the host.
 
 Facts (always exit 0): ``postgres_server``, ``row_counts``, ``orphans``, ``constraints``,
-``extensions``, ``alembic_revision``, ``table_sizes``. Table names are ``"schema.table"``
-everywhere; a name given without a schema means ``public``. Identifiers reach SQL only through
-``psycopg.sql.Identifier``; bulk work (counts, orphan anti-joins) runs on the server.
+``extensions``, ``alembic_revision``, ``table_sizes``. Table names are SQL names everywhere:
+``schema.table``, each part double-quoted when it is not a plain lower-case identifier
+(``public."PlayCount"``, ``"Odd Schema"."Listeners"``; ``pg_display``); a requested name without a
+schema means ``public``, its unquoted parts match as written or folded to lower case
+(``pg_find_table``). Identifiers reach SQL only through ``psycopg.sql.Identifier``; bulk work
+(counts, orphan anti-joins) runs on the server. Counting follows the catalog (``row_counts``):
+partitions beneath their partitioned table, materialized views with their populated state.
 
     python -c 'from turnout.remote import hostside_command as c
     print(c("row_counts", {"dsn_env": "DATABASE_URL", "tables": ["users"]}).get_raw_value())' | sh
@@ -30,14 +34,93 @@ def pg_connect(params: dict, autocommit: bool = True):  # noqa: ANN201 - psycopg
         raise HostsideError(f"cannot connect with {params['dsn_env']}: {error}") from None
 
 
-def pg_split_table(name: str) -> tuple[str, str]:
-    """``"users"`` → ``("public", "users")``; ``"audit.events"`` → ``("audit", "events")``."""
-    parts = name.strip().split(".") if isinstance(name, str) else []
-    if len(parts) == 1 and parts[0]:
-        return "public", parts[0]
-    if len(parts) == 2 and all(parts):
+def pg_name_parts(text: str) -> list[tuple[str, bool]]:
+    """An SQL name split into its dot-separated parts, each ``(name, quoted)``: ``"a"."B c"`` →
+    ``[("a", True), ("B c", True)]``; inside double quotes ``""`` is one ``"`` and dots and
+    commas are part of the name; unquoted parts are stripped. Raises ``HostsideError`` on an
+    empty part, an unterminated quote or text after a closing quote."""
+    if not isinstance(text, str):
+        raise HostsideError(f"name {text!r} must be a string")
+    parts, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos < len(text) and text[pos] == '"':
+            value, pos = pg_quoted_part(text, pos)
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+            parts.append((value, True))
+        else:
+            end = text.find(".", pos)
+            end = len(text) if end < 0 else end
+            value = text[pos:end].strip()
+            if not value or '"' in value:
+                raise HostsideError(f"name {text!r} has an empty or malformed part")
+            parts.append((value, False))
+            pos = end
+        if pos == len(text):
+            return parts
+        if text[pos] != ".":
+            raise HostsideError(f"name {text!r}: unexpected {text[pos]!r} after a quoted part")
+        pos += 1
+
+
+def pg_quoted_part(text: str, pos: int) -> tuple[str, int]:
+    """The double-quoted part starting at ``text[pos]`` and the position after it."""
+    value, pos = [], pos + 1
+    while pos < len(text):
+        if text[pos] == '"':
+            if text[pos + 1 : pos + 2] == '"':
+                value.append('"')
+                pos += 2
+                continue
+            if not value:
+                raise HostsideError(f"name {text!r} has an empty quoted part")
+            return "".join(value), pos + 1
+        value.append(text[pos])
+        pos += 1
+    raise HostsideError(f"name {text!r} has an unterminated quote")
+
+
+def pg_quote_part(name: str) -> str:
+    """A name part as SQL writes it: bare when it is a plain lower-case identifier, else
+    double-quoted (``PlayCount`` → ``"PlayCount"``)."""
+    plain = (
+        name.isascii()
+        and (name[:1].isalpha() or name[:1] == "_")
+        and all(char.isalnum() or char in "_$" for char in name)
+        and name == name.lower()
+    )
+    return name if plain else '"' + name.replace('"', '""') + '"'
+
+
+def pg_display(schema: str, table: str) -> str:
+    """``schema.table`` as SQL writes it, the key of every table in turnout's reports:
+    ``public.users``, ``public."PlayCount"``, ``"Odd Schema"."Listeners"``."""
+    return f"{pg_quote_part(schema)}.{pg_quote_part(table)}"
+
+
+def pg_split_name(name: str) -> tuple[tuple[str, bool], tuple[str, bool]]:
+    """``users`` → ``(("public", False), ("users", False))``; ``public."PlayCount"`` →
+    ``(("public", False), ("PlayCount", True))``: (schema, table), each with its quoted flag."""
+    try:
+        parts = pg_name_parts(name)
+    except HostsideError as error:
+        parts = [error]
+    if len(parts) == 1 and not isinstance(parts[0], HostsideError):
+        return ("public", False), parts[0]
+    if len(parts) == 2:
         return parts[0], parts[1]
-    raise HostsideError(f"table name {name!r} must be 'table' or 'schema.table'")
+    raise HostsideError(
+        f"table name {name!r} must be 'table' or 'schema.table' "
+        '(SQL-quoted parts allowed: public."PlayCount")'
+    )
+
+
+def pg_split_table(name: str) -> tuple[str, str]:
+    """``"users"`` → ``("public", "users")``; ``'"Odd Schema"."T"'`` → ``("Odd Schema", "T")``."""
+    (schema, _), (table, _) = pg_split_name(name)
+    return schema, table
 
 
 def pg_parse_relation(text: str) -> dict:
@@ -70,23 +153,62 @@ def pg_current_database(conn) -> str:  # noqa: ANN001
     return conn.execute("SELECT current_database()").fetchone()[0]
 
 
+def pg_split_list(text: str) -> list[str]:
+    """A comma-separated list of SQL names, split on the commas outside double quotes:
+    ``'users, "a,b".c'`` → ``["users", '"a,b".c']``."""
+    items, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
 def pg_user_tables(conn) -> dict[tuple[str, str], int]:  # noqa: ANN001
-    """(schema, table) → oid of every ordinary or partitioned table outside system schemas."""
+    """(schema, table) → oid of every ordinary or partitioned table and materialized view
+    outside system schemas."""
+    return {key: info["oid"] for key, info in pg_relations(conn).items()}
+
+
+def pg_relations(conn) -> dict[tuple[str, str], dict]:  # noqa: ANN001
+    """(schema, table) → ``{"oid", "relkind", "populated", "parent"}`` of every ordinary or
+    partitioned table and materialized view outside system schemas, as the catalog knows them:
+    ``relkind`` ``r``/``p``/``m``, ``parent`` the (schema, table) a partition is attached to."""
     rows = conn.execute(
-        "SELECT n.nspname::text, c.relname::text, c.oid::bigint FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        f"WHERE c.relkind IN ('r', 'p') AND {PG_USER_SCHEMAS_SQL} ORDER BY 1, 2"
+        "SELECT n.nspname::text, c.relname::text, c.oid::bigint, c.relkind::text, "
+        "  c.relispopulated, pn.nspname::text, p.relname::text "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid "
+        "LEFT JOIN pg_class p ON p.oid = i.inhparent "
+        "LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+        f"WHERE c.relkind IN ('r', 'p', 'm') AND {PG_USER_SCHEMAS_SQL} ORDER BY 1, 2"
     ).fetchall()
-    return {(schema, table): oid for schema, table, oid in rows}
+    return {
+        (schema, table): {
+            "oid": oid,
+            "relkind": relkind,
+            "populated": populated,
+            "parent": (parent_schema, parent) if parent else None,
+        }
+        for schema, table, oid, relkind, populated, parent_schema, parent in rows
+    }
 
 
 def pg_find_table(catalog: dict, name: str, database: str) -> tuple[str, str]:
-    """The catalog's (schema, table) for a requested name; unquoted names fold to lower case."""
-    schema, table = pg_split_table(name)
-    for key in ((schema, table), (schema.lower(), table.lower())):
+    """The catalog's (schema, table) for a requested name. A quoted part matches exactly; an
+    unquoted one as written, else folded to lower case (as SQL folds it)."""
+    (schema, schema_quoted), (table, table_quoted) = pg_split_name(name)
+    schemas = [schema] if schema_quoted else [schema, schema.lower()]
+    tables = [table] if table_quoted else [table, table.lower()]
+    for key in ((s, t) for s in schemas for t in tables):
         if key in catalog:
             return key
-    raise HostsideError(f"table {schema}.{table} does not exist in {database}")
+    raise HostsideError(f"table {pg_display(schema, table)} does not exist in {database}")
 
 
 def pg_resolve_tables(conn, requested: list | None, database: str) -> list:  # noqa: ANN001
@@ -149,19 +271,83 @@ def pg_count_rows(conn, schema: str, table: str, oid: int, timeout_ms: int) -> d
     return {"count": estimate, "exact": False, "note": f"{why}; planner estimate"}
 
 
+def pg_with_partitions(relations: dict, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``keys`` plus every partition (at any depth) of the partitioned tables among them."""
+    selected = list(keys)
+    for key in selected:  # grows while iterating: partitions of partitions are reached too
+        if relations[key]["relkind"] == "p":
+            children = [k for k, info in relations.items() if info["parent"] == key]
+            selected += [child for child in children if child not in selected]
+    return selected
+
+
+def pg_count_relation(conn, key: tuple[str, str], info: dict, timeout_ms: int) -> dict:  # noqa: ANN001
+    """One table's or materialized view's count; an unpopulated materialized view has none."""
+    if info["relkind"] == "m" and not info["populated"]:
+        return {"count": None, "exact": True, "relation": "matview", "populated": False}
+    counted = pg_count_rows(conn, key[0], key[1], info["oid"], timeout_ms)
+    if info["relkind"] == "m":
+        return {**counted, "relation": "matview", "populated": True}
+    return {**counted, "relation": "partition" if info["parent"] else "table"}
+
+
+def pg_partitioned_count(key: tuple[str, str], relations: dict, counts: dict) -> dict:
+    """A partitioned table's count: the sum of its leaf partitions' counts (each row counted
+    once, never scanned twice); exact when every leaf count is."""
+    leaves, pending = [], [key]
+    while pending:
+        current = pending.pop()
+        children = [k for k, info in relations.items() if info["parent"] == current]
+        for child in children:
+            (pending if relations[child]["relkind"] == "p" else leaves).append(child)
+    found = [counts[pg_display(*leaf)] for leaf in leaves]
+    entry = {
+        "count": sum(c["count"] or 0 for c in found),
+        "exact": all(c["exact"] for c in found),
+        "relation": "partitioned",
+        "partitions": sorted(
+            pg_display(*k) for k, info in relations.items() if info["parent"] == key
+        ),
+    }
+    if not entry["exact"]:
+        entry["note"] = "the sum of its partitions' counts, some of them planner estimates"
+    return entry
+
+
 def action_row_counts(params: dict) -> dict:
-    """Per table ``{"count": n, "exact": bool}`` (plus a ``note`` when it is an estimate)."""
+    """Per table ``{"count": n, "exact": bool, "relation": …}`` (plus a ``note`` when it is an
+    estimate), following the catalog: a partitioned table's count is the sum of its partitions
+    (``"relation": "partitioned"``, ``"partitions": [...]``), each partition listed with its
+    ``"parent"``; a materialized view (``"relation": "matview"``) says whether it is
+    ``populated`` (an unpopulated one has no count). Asking for a partitioned table counts its
+    partitions too; names are keyed as SQL writes them (``public."PlayCount"``)."""
     timeout_ms = int(params.get("timeout_ms") or 3000)
     if timeout_ms <= 0:
         raise HostsideError("timeout_ms must be a positive number of milliseconds")
     with pg_connect(params) as conn:
         database = pg_current_database(conn)
-        tables = pg_resolve_tables(conn, params.get("tables"), database)
+        relations = pg_relations(conn)
+        requested = params.get("tables")
+        if requested is None:
+            keys = list(relations)
+        else:
+            catalog = {key: info["oid"] for key, info in relations.items()}
+            names = [requested] if isinstance(requested, str) else requested
+            keys = [pg_find_table(catalog, name, database) for name in names]
+        keys = pg_with_partitions(relations, list(dict.fromkeys(keys)))
         counts = {
-            f"{schema}.{table}": pg_count_rows(conn, schema, table, oid, timeout_ms)
-            for schema, table, oid in tables
+            pg_display(*key): pg_count_relation(conn, key, relations[key], timeout_ms)
+            for key in keys
+            if relations[key]["relkind"] != "p"
         }
-    return {"database": database, "tables": counts}
+        for key in keys:
+            if relations[key]["relkind"] == "p":
+                counts[pg_display(*key)] = pg_partitioned_count(key, relations, counts)
+        for key in keys:
+            parent = relations[key]["parent"]
+            if parent in keys:
+                counts[pg_display(*key)]["parent"] = pg_display(*parent)
+    return {"database": database, "tables": dict(sorted(counts.items()))}
 
 
 # Orphans ------------------------------------------------------------------------------------------
@@ -187,9 +373,9 @@ def pg_foreign_keys(conn) -> list[dict]:  # noqa: ANN001
     return [
         {
             "name": name,
-            "table": f"{schema}.{table}",
+            "table": pg_display(schema, table),
             "columns": list(columns),
-            "references": f"{ref_schema}.{ref_table}",
+            "references": pg_display(ref_schema, ref_table),
             "ref_columns": list(ref_columns),
             "_child": (schema, table),
             "_parent": (ref_schema, ref_table),
@@ -229,7 +415,7 @@ def pg_declared_check(conn, catalog: dict, text: str, database: str) -> dict:  #
                     f"in {database}"
                 )
             resolved.append(found)
-        check[side] = f"{key[0]}.{key[1]}"
+        check[side] = pg_display(*key)
         check[columns_key] = resolved
         check["_" + side] = key
     return check
@@ -380,7 +566,7 @@ def action_table_sizes(params: dict) -> dict:
             size = conn.execute(
                 "SELECT pg_total_relation_size(%s::oid)::bigint", (oid,)
             ).fetchone()[0]
-            sizes[f"{schema}.{table}"] = {"total_bytes": size}
+            sizes[pg_display(schema, table)] = {"total_bytes": size}
     return {"database": database, "tables": sizes}
 
 
@@ -395,8 +581,11 @@ def action_postgres_server(params: dict) -> dict:
             "  pg_database_size(current_database())"
         ).fetchone()
         tables, rows = conn.execute(
+            # A table never analyzed has reltuples -1: the statistics' live-row count stands in.
             "SELECT count(*) FILTER (WHERE NOT c.relispartition), "
-            "  coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.relkind = 'r'), 0)::bigint "
+            "  coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples "
+            "    ELSE coalesce(pg_stat_get_live_tuples(c.oid), 0) END) "
+            "    FILTER (WHERE c.relkind = 'r'), 0)::bigint "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             f"WHERE c.relkind IN ('r', 'p') AND {PG_USER_SCHEMAS_SQL}"
         ).fetchone()
