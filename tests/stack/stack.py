@@ -762,6 +762,22 @@ def seed_real(rows: int) -> dict:
 # Commands -----------------------------------------------------------------------------------------
 
 
+def check_app_ports_free(p: dict[str, int]) -> None:
+    """Before a fresh stack starts its apps and compose databases, their ports must be free:
+    something else answering there would be taken for the stack's app (clusters and sshd check
+    their own ports when they start)."""
+    taken = [
+        f"{name} ({port})"
+        for name, port in p.items()
+        if name.startswith(("app_", "compose_db_")) and port_open(port)
+    ]
+    if taken:
+        raise SystemExit(
+            "stack: ports already in use on 127.0.0.1: " + ", ".join(taken) + "; stop what "
+            "listens there or choose another TURNOUT_STACK_PORT_BASE"
+        )
+
+
 def up() -> dict:
     root = stack_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -769,6 +785,8 @@ def up() -> dict:
     (root / "secrets").mkdir(mode=0o700, exist_ok=True)
     previous = load_state()
     p = ports()
+    if not previous.get("hosts"):
+        check_app_ports_free(p)
     state: dict = {"dir": str(root), "repo": str(REPO), "python": sys.executable}
 
     state["pg"] = {role: start_cluster(role, p[f"pg_{role}"]) for role in PG_ROLES}
