@@ -7,6 +7,8 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -314,3 +316,35 @@ def test_mirror_through_pyinfra_is_idempotent(stack: dict, root: Path) -> None:
         assert refused.returncode != 0
         assert "the source is empty" in refused.stdout
     assert len(list(dest.rglob("*.txt"))) == 12
+
+
+def test_files_vanishing_during_the_transfer_fail_the_mirror(stack: dict, root: Path) -> None:
+    """rsync's exit 24 for real: files are deleted from the source while rsync copies it (a
+    writer still at work on the night). The mirror fails and says the copy is incomplete."""
+    source, dest = root / "v_src", root / "v_dst"
+    names = [f"f{i:05d}.bin" for i in range(1500)]
+    blob = os.urandom(64 * 1024)
+    source.mkdir(parents=True)
+    for name in names:
+        (source / name).write_bytes(blob)
+
+    def delete_late_files() -> None:  # once rsync copies (it listed them all), ahead of it
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (dest / names[0]).exists():
+            time.sleep(0.001)
+        for name in reversed(names[750:]):
+            (source / name).unlink(missing_ok=True)
+
+    for _attempt in range(3):  # the race is on the machine's speed: try until rsync saw it
+        deleter = threading.Thread(target=delete_late_files)
+        deleter.start()
+        result, out = rsync(stack, "rsync_mirror", source, dest, timeout_s=120)
+        deleter.join()
+        if result.returncode != 0:
+            break
+        shutil.rmtree(dest)
+        for name in names:
+            (source / name).write_bytes(blob)
+    assert result.returncode == 1, "rsync never saw a file vanish in three tries"
+    assert "rsync exited 24 (source files vanished during the transfer)" in out["error"]
+    assert "the mirror is incomplete" in out["error"] and result.stderr.count("\n") == 1

@@ -159,3 +159,22 @@ def test_an_unreachable_remote_source_names_ssh_s_reason() -> None:
     )
     assert rsync_transport_reason(output) == "Host key verification failed."
     assert rsync_transport_reason("rsync error: x (code 10)\n") == "rsync error: x (code 10)"
+
+
+def test_rsync_stopped_by_its_deletion_limit_fails(tmp_path: Path) -> None:
+    """rsync's exit 25 for real (the mirror's own dry run refuses first; this is the safety net
+    when deletions grow between that dry run and the transfer): a real rsync with --max-delete."""
+    from turnout.hostside.assets import rsync_options, rsync_run
+
+    source, dest = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    dest.mkdir()
+    (source / "keep.txt").write_text("k")
+    for name in ("old1", "old2", "old3"):
+        (dest / name).write_text(name)
+    options = rsync_options(
+        {"source": str(source), "dest": str(dest), "delete": True, "max_delete": 1}
+    )
+    with pytest.raises(HostsideError, match="25"):
+        rsync_run(options, False, None, 60)
+    assert len([p for p in dest.iterdir() if p.name.startswith("old")]) >= 2  # limit held
