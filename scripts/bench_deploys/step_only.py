@@ -41,6 +41,9 @@ class KeepOneStep(ast.NodeTransformer):
         name = operation_name(node.value)
         if name is None:
             return node
+        func = node.value.func if isinstance(node.value, ast.Call) else None
+        if isinstance(func, ast.Attribute) and func.attr == "off":
+            return node  # the stand-in for a step switched off: it runs only when that step can't
         if name == self.step:
             self.kept += 1
             return node
