@@ -225,7 +225,14 @@ def kill_group(process: subprocess.Popen, wait: bool = True) -> None:
 
 
 def append_log(log_path: str, command: str, output: str, code: int | None) -> None:
-    """Append one command's record to a 0600 log file in the evidence directory."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        handle.write(f"$ {command}\n{output.rstrip()}\n[exit {code}]\n")
+    """Append one command's record to a 0600 log file in the evidence directory; a failed write
+    (a full evidence filesystem) fails the step with one line (RELIABILITY 23)."""
+    try:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(f"$ {command}\n{output.rstrip()}\n[exit {code}]\n")
+    except OSError as error:
+        raise HostsideError(
+            f"cannot write the evidence log {log_path}: {error.strerror}; free space there (or "
+            "point evidence_root elsewhere) and rerun"
+        ) from None

@@ -99,7 +99,7 @@ def keep_traceback(error: BaseException, action: str, params: dict) -> str | Non
             text = "".join(traceback.format_exception(error))
             try:
                 append_log(path, f"turnout host program: {action}", redact(text, _SECRETS), None)
-            except OSError:
+            except (OSError, HostsideError):
                 continue
             return path
     return None
