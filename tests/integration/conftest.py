@@ -18,12 +18,18 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+# Slots are claimed machine-wide (ports are), not per checkout: two clones tested at once on one
+# machine must not both take the first port base.
+SLOT_LOCK_DIR = Path("/tmp/turnout-test-slots")
+
+
 def claim_slot() -> tuple[Path, int]:
-    """A stack directory and port base of our own: several pytest runs may share this machine
-    (each holds an exclusive lock on its slot for the whole session)."""
+    """A stack directory and port base of our own: several pytest runs may share this machine,
+    from one checkout or several (each holds an exclusive lock on its slot for the session)."""
+    SLOT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
     for slot, base in enumerate((26400, 30400, 31400, 32400, 33400)):
         suffix = f"-{slot}" if slot else ""
-        handle = open(REPO / f".stack-test{suffix}.lock", "w")  # noqa: SIM115 - held open
+        handle = open(SLOT_LOCK_DIR / f"slot-{base}.lock", "w")  # noqa: SIM115 - held open
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
