@@ -66,6 +66,7 @@ else:
         format=settings.dump_format,
         jobs=settings.dump_jobs,
         log_path=run.log("pg_dump.log"),
+        progress_interval_s=settings.progress_interval_s,
     )
 
 db.restore(
@@ -75,6 +76,7 @@ db.restore(
     marker=f"{run.state_dir}/restored-{settings.target_dsn_env}.json",
     drop_schema=settings.drop_schema,
     log_path=run.log("pg_restore.log"),
+    progress_interval_s=settings.progress_interval_s,
     policy=settings.restore,
 )
 
@@ -88,6 +90,7 @@ elif settings.rsync_source:
         delete=settings.rsync_delete,
         rsh=settings.rsync_rsh,
         log_path=run.log("rsync.log"),
+        progress_interval_s=settings.progress_interval_s,
     )
 
 validate.extensions(

@@ -86,6 +86,8 @@ target_dsn_env = "DATABASE_URL"
 dump_format = "custom"
 # Parallel jobs for directory-format dumps and restores.
 dump_jobs = 2
+# Seconds between progress lines of a long dump, restore or mirror.
+progress_interval_s = 10.0
 # Existing dump to restore instead of dumping the source.
 dump_path = None
 # if_new_dump (skip a dump the marker says is restored) or always (heals drift).

@@ -7,7 +7,7 @@ from pyinfra.api.exceptions import OperationError
 from turnout.facts.assets import RsyncPlan, RsyncSides
 from turnout.failures import stop
 from turnout.memo import observe
-from turnout.remote import hostside_command
+from turnout.remote import hostside_progress_command
 
 
 def mirror_refusal(plan: dict, source: str, dest: str) -> str | None:
@@ -28,9 +28,10 @@ def mirror_command(
     rsh: str | None,
     log_path: str | None,
     timeout_s: float,
+    progress_interval_s: float | None = None,
 ):
-    """The host-side ``rsync_mirror`` call of ``mirror``."""
-    return hostside_command(
+    """The host-side ``rsync_mirror`` call of ``mirror``, printing its progress."""
+    return hostside_progress_command(
         "rsync_mirror",
         {
             "source": source,
@@ -42,6 +43,7 @@ def mirror_command(
             "log_path": log_path,
             "timeout_s": timeout_s,
         },
+        progress_interval_s,
     )
 
 
@@ -55,6 +57,7 @@ def mirror(
     rsh: str | None = None,
     log_path: str | None = None,
     timeout_s: float = 3600,
+    progress_interval_s: float | None = None,
 ):
     """
     Mirror the contents of ``source`` into ``dest`` with ``rsync -a`` on the host. A dry run
@@ -72,6 +75,7 @@ def mirror(
       StrictHostKeyChecking=yes`` (``-o BatchMode=yes`` is always added; default ``ssh``)
     + log_path: where rsync's redacted output is appended (``<evidence>/logs/rsync.log``)
     + timeout_s: watchdog for the transfer, in seconds
+    + progress_interval_s: seconds between progress lines (None: the host's setting)
 
     .. code:: python
 
@@ -91,7 +95,15 @@ def mirror(
             if sides.get("ok") and sides["dest_empty"] and not sides["refusal"]:
                 host.log(f"Will mirror {source} into the empty {dest}")
                 yield mirror_command(
-                    source, dest, delete, excludes, max_delete, rsh, log_path, timeout_s
+                    source,
+                    dest,
+                    delete,
+                    excludes,
+                    max_delete,
+                    rsh,
+                    log_path,
+                    timeout_s,
+                    progress_interval_s,
                 )
                 return
         plan = observe(
@@ -115,6 +127,16 @@ def mirror(
             f"{plan['change']} to change ({plan['change_files']} files), "
             f"{plan['delete']} to delete{deleting}"
         )
-        yield mirror_command(source, dest, delete, excludes, max_delete, rsh, log_path, timeout_s)
+        yield mirror_command(
+            source,
+            dest,
+            delete,
+            excludes,
+            max_delete,
+            rsh,
+            log_path,
+            timeout_s,
+            progress_interval_s,
+        )
     except OperationError as error:
         yield from stop(error)

@@ -15,7 +15,7 @@ from turnout.facts.postgres import PostgresServer, RowCounts
 from turnout.failures import require_fact, stop
 from turnout.guard import destructive
 from turnout.memo import observe
-from turnout.remote import hostside_command
+from turnout.remote import hostside_progress_command
 from turnout.settings import DUMP_FORMATS, RESTORE_POLICIES
 
 # Counting for the drop-schema plan stays cheap: a table slower than this shows its estimate.
@@ -71,6 +71,7 @@ def dump(
     log_path: str | None = None,
     timeout_s: int = 3600,
     pg_bin: str = "",
+    progress_interval_s: float | None = None,
 ):
     """
     Dump the ``source`` database with ``pg_dump --no-owner --no-acl`` (custom format,
@@ -87,6 +88,7 @@ def dump(
     + log_path: log file (0600, appended) for the tools' redacted command lines and output
     + timeout_s: watchdog for pg_dump and the read-back, in seconds
     + pg_bin: directory of the PostgreSQL client tools on the host ("" = on PATH)
+    + progress_interval_s: seconds between progress lines (None: the host's setting)
 
     .. code:: python
 
@@ -132,7 +134,7 @@ def dump(
         server = server_of(source)
         how = format if format == "custom" else f"directory ({jobs} jobs)"
         host.log(f"Will dump {describe_database(server)} as {how} to {dest}{replacing}")
-        yield hostside_command(
+        yield hostside_progress_command(
             "pg_dump",
             {
                 **source.params(),
@@ -143,6 +145,7 @@ def dump(
                 "timeout_s": timeout_s,
                 "pg_bin": pg_bin,
             },
+            progress_interval_s,
         )
     except OperationError as error:
         yield from stop(error)
@@ -164,6 +167,7 @@ def restore(
     terminate_backends: bool = True,
     pg_bin: str = "",
     policy: str = "if_new_dump",
+    progress_interval_s: float | None = None,
 ):
     """
     Restore a dump into the database ``into``: other sessions on that database are
@@ -192,6 +196,7 @@ def restore(
     + pg_bin: directory of the PostgreSQL client tools on the host ("" = on PATH)
     + policy: ``if_new_dump`` (skip a dump the marker names: the plan says so, and how to
       override) or ``always`` (restore again, e.g. to heal a staging that drifted)
+    + progress_interval_s: seconds between progress lines (None: the host's setting)
 
     .. code:: python
 
@@ -245,7 +250,7 @@ def restore(
         if terminate_backends:
             plan += f"; other sessions on {server['database']} are terminated first"
         host.log(plan)
-        yield hostside_command(
+        yield hostside_progress_command(
             "pg_restore",
             {
                 "dump": dump,
@@ -257,6 +262,7 @@ def restore(
                 "terminate_backends": terminate_backends,
                 "pg_bin": pg_bin,
             },
+            progress_interval_s,
         )
     except OperationError as error:
         yield from stop(error)

@@ -130,6 +130,34 @@ class OneLineFailures(logging.Filter):
         return True
 
 
+def live_line_shown(text: str) -> bool:
+    """Whether a line of a step's live output (``turnout.remote.run_printing``) is printed: every
+    one, except, once the run is interrupted, the stopped step's own line (``turnout.lock``
+    prints the one summary line)."""
+    from turnout.lock import INTERRUPT
+
+    return not (INTERRUPT and _STEP_INTERRUPTED_RE.search(_ANSI_RE.sub("", text)))
+
+
+def install_live_output_filter() -> None:
+    """Apply ``live_line_shown`` to the lines pyinfra's connectors print as a command's output
+    arrives (``print_output``): they are echoed directly, not through the ``pyinfra`` logger,
+    so ``OneLineFailures`` never sees them. Installed once."""
+    import pyinfra.connectors.util as connector_util
+
+    original = connector_util.echo
+    if getattr(original, "turnout_filter", False):
+        return
+
+    def echo(message: object = None, *args: object, **kwargs: object) -> None:
+        if isinstance(message, str) and not live_line_shown(message):
+            return
+        original(message, *args, **kwargs)
+
+    echo.turnout_filter = True  # type: ignore[attr-defined]
+    connector_util.echo = echo
+
+
 def install_one_line_failures() -> None:
     """Install ``OneLineFailures`` on pyinfra's logger (once; from inventories and runbooks)."""
     pyinfra_logger = logging.getLogger("pyinfra")

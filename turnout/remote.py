@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pyinfra.api import QuoteString, StringCommand
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand
 from pyinfra.api.exceptions import PyinfraError
 
 # The modules of the program, relative to the ``turnout`` package, under their real names.
@@ -223,6 +223,56 @@ def hostside_command(
     STATS["hostside_bytes"] += len(command.get_raw_value())
     ACTIONS[action] = ACTIONS.get(action, 0) + 1
     return command
+
+
+# Seconds between progress lines when neither the step nor the host's data says.
+DEFAULT_PROGRESS_INTERVAL_S = 10.0
+
+
+def progress_interval(value: float | None = None) -> float:
+    """The interval of a step's progress lines: ``value``, else the current host's
+    ``progress_interval_s`` setting, else 10 seconds."""
+    from pyinfra.context import ctx_host, host
+
+    if value is None and ctx_host.isset():
+        value = getattr(host.data, "progress_interval_s", None)
+    return float(value) if value else DEFAULT_PROGRESS_INTERVAL_S
+
+
+def run_printing(state: Any, host: Any, command: StringCommand, arguments: dict) -> bool:
+    """Run ``command`` on ``host`` with its output printed as it arrives (pyinfra prints command
+    output only at ``-vvv`` otherwise): the host step's progress lines and its one-line failure
+    reach the operator at default verbosity. Its success."""
+    from turnout.failures import install_live_output_filter
+
+    install_live_output_filter()
+    status, _ = host.run_shell_command(
+        command, print_output=True, print_input=state.print_input, **arguments
+    )
+    return bool(status)
+
+
+def hostside_progress_command(
+    action: str, params: dict, interval: float | None = None
+) -> FunctionCommand:
+    """``action`` as a pyinfra ``FunctionCommand`` that runs the host-side command with its
+    output printed live, the action printing a progress line every ``interval`` seconds
+    (``progress_interval``) and no JSON answer. Built while the operation yields, so the
+    connector arguments (``_sudo``…) are the operation's; not run while planning (``--dry``)."""
+    from pyinfra.context import ctx_host, ctx_state, host, state
+
+    params = {**params, "progress_interval_s": progress_interval(interval)}
+    command = hostside_command(action, params)
+    arguments = _connector_arguments(state, host) if ctx_host.isset() and ctx_state.isset() else {}
+    return FunctionCommand(run_printing, (command, _Arguments(arguments)), {})
+
+
+class _Arguments(dict):
+    """Connector arguments whose repr shows no value (a ``_sudo_password`` stays unprinted
+    wherever pyinfra shows a ``FunctionCommand``)."""
+
+    def __repr__(self) -> str:
+        return f"<connector arguments: {', '.join(sorted(self)) or 'none'}>"
 
 
 @cache

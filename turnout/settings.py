@@ -627,6 +627,13 @@ class Settings:
         doc="Parallel jobs for directory-format dumps and restores.",
         section=_MOVE,
     )
+    progress_interval_s: float = setting(
+        10.0,
+        _positive_number,
+        example="10",
+        doc="Seconds between progress lines of a long dump, restore or mirror.",
+        section=_MOVE,
+    )
     dump_path: str | None = setting(
         None,
         _abs_path,

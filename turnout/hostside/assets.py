@@ -20,6 +20,13 @@ import re
 import stat
 
 from turnout.hostside.base import HostsideError, host_dsn, run_tool
+from turnout.hostside.progress import (
+    Ticker,
+    interval_of,
+    rsync_line,
+    rsync_progress,
+    without_progress,
+)
 
 ASSET_EXAMPLES_MAX = 5
 ASSET_LIST_MAX = 20
@@ -426,12 +433,22 @@ def rsync_check_source(options: dict) -> None:
         raise HostsideError(f"rsync source {source} is not a directory")
 
 
-def rsync_run(options: dict, dry_run: bool, log_path: str | None, timeout: float) -> dict:
+def rsync_run(
+    options: dict,
+    dry_run: bool,
+    log_path: str | None,
+    timeout: float,
+    interval: float | None = None,
+) -> dict:
     """Run rsync (``-a --itemize-changes --stats``) and return the parsed counts; a failure or
-    an incomplete mirror (exit 23/24/25) raises with a clear reason."""
+    an incomplete mirror (exit 23/24/25) raises with a clear reason. With ``interval`` (not in
+    a dry run), ``--info=progress2`` is added and its last record printed every ``interval``
+    seconds; its records are left out of the log and of the parsed output."""
     argv = ["rsync", "-a", "--itemize-changes", "--stats", "--no-human-readable"]
     if dry_run:
         argv.append("--dry-run")
+    elif interval:
+        argv.append("--info=progress2")
     if options["delete"]:
         argv.append("--delete")
         if options["max_delete"] is not None and not dry_run:
@@ -446,9 +463,25 @@ def rsync_run(options: dict, dry_run: bool, log_path: str | None, timeout: float
     if options["rsh"]:
         env["RSYNC_RSH"] = f"{options['rsh']} -o BatchMode=yes"
     env.setdefault("RSYNC_RSH", "ssh -o BatchMode=yes")
-    output = run_tool(
-        argv, env=env, log_path=log_path, timeout=timeout, ok_codes=(0, *RSYNC_PARTIAL_CODES)
-    )
+    recent = {"text": ""}
+
+    def seen(chunk: bytes) -> None:
+        recent["text"] = (recent["text"] + chunk.decode("utf-8", "replace"))[-4096:]
+
+    def status(seconds: float) -> str | None:
+        progress = rsync_progress(recent["text"])
+        return rsync_line(progress, seconds) if progress else None
+
+    with Ticker("rsync", None if dry_run else interval, status, log_path):
+        output = run_tool(
+            argv,
+            env=env,
+            log_path=log_path,
+            timeout=timeout,
+            ok_codes=(0, *RSYNC_PARTIAL_CODES),
+            on_output=seen if interval and not dry_run else None,
+            clean=without_progress if interval and not dry_run else None,
+        )
     code = rsync_exit_code(output)
     if code == 23 and "change_dir" in output and "failed" in output:
         raise HostsideError(
@@ -590,7 +623,9 @@ def action_rsync_mirror(params: dict) -> dict:
         os.makedirs(parent, exist_ok=True)
     temp_dir = rsync_temp_dir(options["dest"])
     rsync_fresh_temp_dir(temp_dir)
-    result = rsync_run({**options, "temp_dir": temp_dir}, False, log_path, timeout)
+    result = rsync_run(
+        {**options, "temp_dir": temp_dir}, False, log_path, timeout, interval_of(params)
+    )
     import shutil
 
     shutil.rmtree(temp_dir, ignore_errors=True)

@@ -147,13 +147,16 @@ def run_tool(
     timeout: float | None = None,
     ok_codes: tuple[int, ...] = (0,),
     feed: Callable[[IO[bytes]], None] | None = None,
+    on_output: Callable[[bytes], None] | None = None,
+    clean: Callable[[str], str] | None = None,
 ) -> str:
     """Run a tool with ``argv`` (never a shell) in its own process group, under an optional
     watchdog ``timeout`` that kills the whole group (``pg_dump --jobs`` workers, rsync's ssh);
     append the redacted command line and output to ``log_path`` (0600). ``feed`` writes the
     tool's stdin (else it reads /dev/null). Returns the redacted output; raises ``HostsideError``
     naming the tool and the last output line when the exit code is not in ``ok_codes`` or the
-    watchdog fired. Secrets belong in ``env``, never in ``argv``."""
+    watchdog fired. Secrets belong in ``env``, never in ``argv``. ``on_output`` sees the output
+    as it arrives (progress); ``clean`` rewrites it before it is logged and returned."""
     tool = os.path.basename(argv[0])
     try:
         process = subprocess.Popen(  # noqa: S603 - argv list, no shell
@@ -167,7 +170,17 @@ def run_tool(
     except FileNotFoundError:
         raise HostsideError(f"{tool} is not installed on this host") from None
     chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: chunks.append(process.stdout.read()), daemon=True)
+
+    def read() -> None:
+        while chunk := process.stdout.read1(1 << 16):
+            chunks.append(chunk)
+            if on_output:
+                try:
+                    on_output(chunk)
+                except Exception:  # noqa: BLE001, S110 - progress never breaks the tool
+                    pass
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     fired = threading.Event()
 
@@ -204,6 +217,8 @@ def run_tool(
         raw += f"\nturnout: {tool} killed by the watchdog after {timeout:.0f}s".encode()
         code = None
     output = redact(raw.decode("utf-8", "replace"), _SECRETS)
+    if clean:
+        output = clean(output)
     if log_path:
         append_log(log_path, redact(" ".join(argv), _SECRETS), output, code)
     if code is None or code not in ok_codes:

@@ -40,6 +40,16 @@ from turnout.hostside.base import (
     write_json_atomically,
 )
 from turnout.hostside.pg import pg_connect, pg_current_database, pg_display, pg_relations
+from turnout.hostside.progress import (
+    TABLE_DATA_HEADER,
+    Ticker,
+    count_headers,
+    dump_line,
+    interval_of,
+    read_back_line,
+    restore_line,
+    toc_table_data,
+)
 
 DUMP_FORMAT_FLAGS = {name: f"--format={name}" for name in DUMP_FORMATS}
 DUMP_TABLE_NAMES_MAX = 200
@@ -141,12 +151,17 @@ def dump_trusted_record(path: str) -> dict | None:
 
 
 def dump_verify_and_digest(
-    path: str, pg_bin: str, log_path: str | None = None, timeout: float | None = None
+    path: str,
+    pg_bin: str,
+    log_path: str | None = None,
+    timeout: float | None = None,
+    interval: float | None = None,
 ) -> tuple[str, int]:
     """Read the dump once: its sha256 and size, and a full read-back by ``pg_restore
     --file=/dev/null`` (``--list`` succeeds on a truncated dump). A custom-format file is fed to
     pg_restore on stdin while it is hashed; a directory is hashed, then read back. Raises
-    ``HostsideError`` when the read-back fails."""
+    ``HostsideError`` when the read-back fails. With ``interval``, a custom-format read-back
+    prints its progress every ``interval`` seconds."""
     pg_restore = pg_tool(pg_bin, "pg_restore")
     if os.path.isdir(path):
         digest = dump_digest(path)
@@ -154,7 +169,16 @@ def dump_verify_and_digest(
         return digest
     digest, total = hashlib.sha256(), 0
     argv = [pg_restore, "--file=/dev/null"]
-    with open(path, "rb") as source:
+    size = os.path.getsize(path)
+    with (
+        open(path, "rb") as source,
+        Ticker(
+            "pg_dump" if ".partial-" in path else "pg_restore",
+            interval,
+            lambda seconds: read_back_line(total, size, seconds),
+            log_path,
+        ),
+    ):
 
         def feed(stdin) -> None:  # noqa: ANN001 - the child's stdin pipe
             nonlocal total
@@ -277,6 +301,31 @@ def dump_remove_stale_partials(dest: str) -> None:
             pass
 
 
+def dump_path_bytes(path: str) -> int:
+    """The bytes a dump being written holds so far: its file, or its directory's files."""
+    if os.path.isdir(path):
+        total = 0
+        for entry in os.scandir(path):
+            try:
+                total += entry.stat().st_size
+            except OSError:
+                continue
+        return total
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def dump_database_bytes(params: dict) -> int | None:
+    """``pg_database_size`` of the database to dump (for its progress lines), or None."""
+    try:
+        with pg_connect(params) as conn:
+            return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+    except Exception:  # noqa: BLE001 - progress lines only; pg_dump reports the real problem
+        return None
+
+
 def action_pg_dump(params: dict) -> dict:
     """Dump the database named by ``dsn_env`` to ``dest`` (see the module docstring)."""
     fmt = params.get("format", "custom")
@@ -300,10 +349,18 @@ def action_pg_dump(params: dict) -> dict:
     if fmt == "directory":
         argv.append(f"--jobs={jobs}")
     argv += [f"--file={partial}", f"--dbname={safe_dsn}"]
+    interval = interval_of(params)
+    database_bytes = dump_database_bytes(params) if interval else None
     old_umask = os.umask(0o077)  # the dump holds the data: 0600 files, 0700 directory
     try:
-        run_tool(argv, env=env, log_path=log_path, timeout=timeout)
-        sha256, size = dump_verify_and_digest(partial, pg_bin, log_path, timeout)
+        with Ticker(
+            "pg_dump",
+            interval,
+            lambda seconds: dump_line(dump_path_bytes(partial), database_bytes, seconds),
+            log_path,
+        ):
+            run_tool(argv, env=env, log_path=log_path, timeout=timeout)
+        sha256, size = dump_verify_and_digest(partial, pg_bin, log_path, timeout, interval)
         listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", partial])
         dump_fsync(partial)
         dump_remove_path(f"{dest}.sha256")
@@ -468,12 +525,15 @@ def restore_pipeline(
     psql_env: dict[str, str],
     log_path: str | None,
     timeout: float,
+    progress: tuple[float | None, int] = (None, 0),
 ) -> None:
     """``pg_restore -f -`` (the dump as SQL) fed to ``psql --single-transaction -v
     ON_ERROR_STOP=1``, each in its own process group under one watchdog. psql sees the end of
     its input (and commits) only when pg_restore finished cleanly; on any failure psql is killed
     first, so nothing is committed. Only psql gets the password (``psql_env``). Raises
-    ``HostsideError`` with the real cause: psql's first ``ERROR:`` line, or pg_restore's."""
+    ``HostsideError`` with the real cause: psql's first ``ERROR:`` line, or pg_restore's.
+    ``progress`` (interval, TABLE DATA entries of the TOC): the copy loop counts the script's
+    bytes and table-data headers, printed every interval."""
     psql = subprocess.Popen(  # noqa: S603 - argv list, no shell
         psql_argv,
         env=psql_env,
@@ -503,11 +563,19 @@ def restore_pipeline(
 
     timer = threading.Timer(timeout, watchdog)
     timer.daemon = True
+    seen = {"bytes": 0, "tables": 0}
+    ticker = Ticker(
+        "pg_restore",
+        progress[0],
+        lambda seconds: restore_line(seen["tables"], progress[1], seen["bytes"], seconds),
+        log_path,
+    )
     try:
         timer.start()
         for reader in readers:
             reader.start()
-        restore_pump(restore, psql)
+        with ticker:
+            restore_pump(restore, psql, seen)
         restore_code = restore.wait()
         if restore_code == 0 and not fired.is_set():
             try:
@@ -530,11 +598,19 @@ def restore_pipeline(
         restore_log(log_path, restore_argv, psql_argv, outputs, (restore_code, psql.returncode))
 
 
-def restore_pump(restore: subprocess.Popen, psql: subprocess.Popen) -> None:
+def restore_pump(
+    restore: subprocess.Popen, psql: subprocess.Popen, seen: dict | None = None
+) -> None:
     """Copy pg_restore's SQL into psql; when psql stops reading (it hit an error), stop
-    pg_restore too (it would block on its full pipe)."""
+    pg_restore too (it would block on its full pipe). ``seen`` counts the bytes copied and the
+    table-data headers (``-- Name: …; Type: TABLE DATA; …``) among them."""
+    seen = seen if seen is not None else {"bytes": 0, "tables": 0}
+    tail = b""
     try:
         while chunk := restore.stdout.read1(1 << 16):
+            found, tail = count_headers(chunk, tail, TABLE_DATA_HEADER)
+            seen["tables"] += found
+            seen["bytes"] += len(chunk)
             psql.stdin.write(chunk)
     except (BrokenPipeError, ValueError):
         kill_group(restore, wait=False)
@@ -581,6 +657,7 @@ def action_pg_restore(params: dict) -> dict:
     pg_bin = params.get("pg_bin") or ""
     log_path = params.get("log_path")
     timeout = float(params.get("timeout_s") or 3600)
+    interval = interval_of(params)
     if not os.path.lexists(dump):
         raise HostsideError(f"dump {dump} does not exist on this host; run the dump step first")
     if dump_format_of(dump) is None:
@@ -592,7 +669,7 @@ def action_pg_restore(params: dict) -> dict:
         sha256 = trusted["sha256"]
     else:
         try:
-            sha256, _ = dump_verify_and_digest(dump, pg_bin, log_path, timeout)
+            sha256, _ = dump_verify_and_digest(dump, pg_bin, log_path, timeout, interval)
         except HostsideError as error:
             raise HostsideError(f"dump {dump} is unreadable, target untouched: {error}") from None
     listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", dump])
@@ -624,7 +701,9 @@ def action_pg_restore(params: dict) -> dict:
     ]
     psql_argv += [f"--dbname={safe_dsn}"] + (["-c", preamble] if preamble else []) + ["-f", "-"]
     try:
-        restore_pipeline(restore_argv, psql_argv, env, log_path, timeout)
+        restore_pipeline(
+            restore_argv, psql_argv, env, log_path, timeout, (interval, toc_table_data(listing))
+        )
     except HostsideError as error:
         hint = f" ({len(failures)} session(s) could not be terminated)" if failures else ""
         raise HostsideError(

@@ -119,18 +119,26 @@ def run_operation(action: str, params: dict) -> dict:
         return action_handler(action)(params)
 
 
+def quiet(text: str) -> None:
+    """The answer of an operation action run with ``progress_interval_s``: the control machine
+    prints its output as it arrives, so only the progress lines and a failure's one line (on
+    stderr) are shown; the JSON answer is not printed."""
+
+
 def main(argv: list[str]) -> int:
     """Run one action; print its JSON answer. Facts exit 0 even on errors; operations exit 1
     (130 when interrupted)."""
     action = argv[1] if len(argv) > 1 else ""
     is_fact = action in FACT_ACTIONS
     params: dict = {}
+    answer = print  # the JSON answer (quiet for a step printing its progress: see ``quiet``)
     if action == "lock_hold":
         from turnout.hostside.lock import action_lock_hold
 
         return action_lock_hold(json.loads(argv[2]) if len(argv) > 2 else {})
     try:
         params = json.loads(argv[2]) if len(argv) > 2 else {}
+        answer = quiet if not is_fact and "progress_interval_s" in params else print
         if is_fact:
             result = {"ok": True, **action_handler(action)(params)}
         else:
@@ -155,7 +163,7 @@ def main(argv: list[str]) -> int:
             )
         except OSError:
             pass
-        print(json.dumps({"ok": False, "error": message, "interrupted": True}))
+        answer(json.dumps({"ok": False, "error": message, "interrupted": True}))
         print(f"turnout: {action}: {message}", file=sys.stderr)
         return INTERRUPTED_EXIT
     except Exception as error:  # noqa: BLE001 - every failure becomes one redacted line
@@ -169,12 +177,12 @@ def main(argv: list[str]) -> int:
             )
             if not kept:
                 print(redact("".join(traceback.format_exception(error)), _SECRETS), file=sys.stderr)
-        print(json.dumps({"ok": False, "error": message}))
+        answer(json.dumps({"ok": False, "error": message}))
         if not is_fact:
             print(f"turnout: {action}: {message}", file=sys.stderr)
             return 1
         return 0
-    print(redact(json.dumps(result, sort_keys=True), _SECRETS))
+    answer(redact(json.dumps(result, sort_keys=True), _SECRETS))
     return 0
 
 
