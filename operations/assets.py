@@ -88,23 +88,27 @@ def mirror(
             log_path="/var/lib/turnout/evidence/dry_run/20261123T120000Z/logs/rsync.log",
         )
     """
+
+    def the_mirror():
+        return mirror_command(
+            source,
+            dest,
+            delete,
+            excludes,
+            max_delete,
+            rsh,
+            log_path,
+            timeout_s,
+            progress_interval_s,
+        )
+
     try:
         if host.state.is_executing:
             # An empty or missing destination cannot already mirror anything: no dry run needed.
             sides = observe(RsyncSides, source=source, dest=dest, delete=delete, rsh=rsh)
             if sides.get("ok") and sides["dest_empty"] and not sides["refusal"]:
                 host.log(f"Will mirror {source} into the empty {dest}")
-                yield mirror_command(
-                    source,
-                    dest,
-                    delete,
-                    excludes,
-                    max_delete,
-                    rsh,
-                    log_path,
-                    timeout_s,
-                    progress_interval_s,
-                )
+                yield the_mirror()
                 return
         plan = observe(
             RsyncPlan,
@@ -127,16 +131,6 @@ def mirror(
             f"{plan['change']} to change ({plan['change_files']} files), "
             f"{plan['delete']} to delete{deleting}"
         )
-        yield mirror_command(
-            source,
-            dest,
-            delete,
-            excludes,
-            max_delete,
-            rsh,
-            log_path,
-            timeout_s,
-            progress_interval_s,
-        )
+        yield the_mirror()
     except OperationError as error:
         yield from stop(error)
