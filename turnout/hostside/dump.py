@@ -567,24 +567,27 @@ def restore_pipeline(
     ticker = Ticker(
         "pg_restore",
         progress[0],
-        lambda seconds: restore_line(seen["tables"], progress[1], seen["bytes"], seconds),
+        lambda seconds: restore_line(
+            seen["tables"], progress[1], seen["bytes"], seconds, fed=seen.get("fed", False)
+        ),
         log_path,
     )
     try:
         timer.start()
         for reader in readers:
             reader.start()
-        with ticker:
+        with ticker:  # until psql is done: indexes and constraints come after the data
             restore_pump(restore, psql, seen)
-        restore_code = restore.wait()
-        if restore_code == 0 and not fired.is_set():
-            try:
-                psql.stdin.close()  # the end of the script: psql commits
-            except BrokenPipeError:
-                pass
-        else:
-            kill_group(psql)  # never let psql see the end of a partial script
-        psql.wait()
+            restore_code = restore.wait()
+            seen["fed"] = True
+            if restore_code == 0 and not fired.is_set():
+                try:
+                    psql.stdin.close()  # the end of the script: psql commits
+                except BrokenPipeError:
+                    pass
+            else:
+                kill_group(psql)  # never let psql see the end of a partial script
+            psql.wait()
         for reader in readers:
             reader.join()
     except BaseException:  # interrupted: take both groups down, nothing is committed

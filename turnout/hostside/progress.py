@@ -102,9 +102,21 @@ def count_headers(
     return data.count(marker), data[-keep:] if keep else b""
 
 
-def restore_line(tables_done: int, tables_total: int, sql_bytes: int, seconds: float) -> str:
+def restore_line(
+    tables_done: int, tables_total: int, sql_bytes: int, seconds: float, fed: bool = False
+) -> str:
     """The restore's progress through the dump's TABLE DATA entries, with the SQL bytes fed to
-    psql and their rate. The table being loaded counts as started, not done."""
+    psql and their rate. The table being loaded counts as started, not done. Once all of the SQL
+    is fed (``fed``), psql is still building indexes and checking constraints: said so.
+
+    >>> restore_line(7, 7, 3 << 20, 2.0, fed=True)
+    'all 7 table data loaded (3.0 MiB of SQL); psql is creating indexes and checking constraints'
+    """
+    if fed:
+        return (
+            f"all {tables_done} table data loaded ({human_bytes(sql_bytes)} of SQL); psql is "
+            "creating indexes and checking constraints"
+        )
     started = min(tables_done, tables_total) if tables_total else tables_done
     of = f" of {tables_total}" if tables_total else ""
     percent = f" ({100 * started // tables_total}%)" if tables_total else ""
