@@ -225,18 +225,16 @@ def hostside_command(
     return command
 
 
-# Seconds between progress lines when neither the step nor the host's data says.
-DEFAULT_PROGRESS_INTERVAL_S = 10.0
-
-
 def progress_interval(value: float | None = None) -> float:
     """The interval of a step's progress lines: ``value``, else the current host's
-    ``progress_interval_s`` setting, else 10 seconds."""
+    ``progress_interval_s`` setting, else that setting's declared default."""
     from pyinfra.context import ctx_host, host
+
+    from turnout.settings import DEFAULTS
 
     if value is None and ctx_host.isset():
         value = getattr(host.data, "progress_interval_s", None)
-    return float(value) if value else DEFAULT_PROGRESS_INTERVAL_S
+    return float(value or DEFAULTS["progress_interval_s"])
 
 
 def run_printing(state: Any, host: Any, command: StringCommand, arguments: dict) -> bool:
