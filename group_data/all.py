@@ -105,6 +105,36 @@ migrate_redis = False
 # Fixed work directory so dumps and temporaries are kept for audit; None uses a temporary one.
 work_dir = None
 
+# --- production cutover and rollback (S0.1-S0.10) ---
+# Cutover steps to run; the deploy fixes their order; a step not listed is skipped.
+steps = ("freeze", "backup", "restore-assets", "restore-db", "migrate", "up", "health", "smoke")
+# Compose services that write (stopped by freeze, started again by up).
+freeze_services = ("api", "worker")
+# The database runs in compose: dump and restore run inside its container.
+db_in_compose = False
+# The compose service of the database (with db_in_compose).
+db_service = "db"
+# The compose service whose image runs the app's Python (Alembic).
+app_service = "api"
+# Python with the app's dependencies inside app_service (runs Alembic).
+app_python = "uv run python"
+# Dump to restore (restore-db; destructive, needs the release flag).
+src_dump = None
+# Assets tarball to swap in (restore-assets; destructive, needs the release flag).
+src_assets = None
+# The app's SQLite file: backup copies it with the backup API instead of pg_dump.
+sqlite_path = None
+# Who runs the cutover, for run.json; None: $SUDO_USER or $USER of the control machine.
+operator_name = None
+# Inventory group of the app hosts; None: every host is an app host.
+app_hosts_group = None
+# Inventory group of the host that runs backup and restore-db; None: every host.
+db_hosts_group = None
+# The cutover run (its timestamp) that rollback undoes; None: the latest.
+rollback_run = None
+# Rollback of the database: restore the baseline backup, alembic downgrade, or none.
+rollback_db = "restore"
+
 # --- data keys (C3) ---
 # Host data keys of your own that are not settings (otherwise refused as typos).
 extra_data_keys = ()

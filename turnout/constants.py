@@ -19,3 +19,20 @@ DUMP_FORMATS = ("custom", "directory")
 # When the restore runs (setting ``restore``): only for a dump not yet restored into the target
 # (its sha256 differs from the restore marker's), or every time (heals a drifted staging).
 RESTORE_POLICIES = ("if_new_dump", "always")
+
+# The production cutover's steps (setting ``steps``), in the only order the deploy runs them
+# (SPEC S0.2): a list given in another order runs in this one.
+CUTOVER_STEPS = (
+    "freeze",
+    "backup",
+    "restore-assets",
+    "restore-db",
+    "migrate",
+    "up",
+    "health",
+    "smoke",
+)
+
+# How rollback undoes the database (setting ``rollback_db``): restore the cutover's baseline
+# backup, ``alembic downgrade`` to the revision recorded before, or leave the database alone.
+ROLLBACK_DB_MODES = ("restore", "downgrade", "none")

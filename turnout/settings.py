@@ -34,7 +34,7 @@ from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import HostData
 
-from turnout.constants import DUMP_FORMATS, RESTORE_POLICIES
+from turnout.constants import CUTOVER_STEPS, DUMP_FORMATS, RESTORE_POLICIES, ROLLBACK_DB_MODES
 from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 from turnout.hostside.base import HostsideError
@@ -47,6 +47,7 @@ _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DATA_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPOSE_PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROGRAM_RE = re.compile(r"[A-Za-z0-9_./+@-]+")
+_COMPOSE_SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 _SHOWN_VALUE_MAX = 60
 # How alike an unknown key and a known one must be to suggest it (difflib ratio); the default 0.6
@@ -332,6 +333,38 @@ def _data_key_names(value: object) -> tuple[str, ...]:
     return items
 
 
+def _steps(value: object) -> tuple[str, ...]:
+    items = _string_list(value)
+    if not items or any(item not in CUTOVER_STEPS for item in items):
+        raise _Invalid("a list of cutover steps from " + ",".join(CUTOVER_STEPS))
+    return tuple(step for step in CUTOVER_STEPS if step in items)  # the deploy's order
+
+
+def _services(value: object) -> tuple[str, ...]:
+    items = _string_list(value)
+    if items is None or not all(_COMPOSE_SERVICE_RE.fullmatch(item) for item in items):
+        raise _Invalid("a list of compose service names like api,worker")
+    return items
+
+
+def _service(value: object) -> str:
+    if not isinstance(value, str) or not _COMPOSE_SERVICE_RE.fullmatch(value):
+        raise _Invalid("a compose service name like db")
+    return value
+
+
+def _group_name(value: object) -> str:
+    if not isinstance(value, str) or not _DATA_KEY_RE.fullmatch(value):
+        raise _Invalid("an inventory group name like prod_app")
+    return value
+
+
+def _rollback_db(value: object) -> str:
+    if value not in ROLLBACK_DB_MODES:
+        raise _Invalid("one of " + ", ".join(ROLLBACK_DB_MODES))
+    return value
+
+
 # Declaring settings.
 
 _INFO_KEY = "turnout.setting"
@@ -399,6 +432,7 @@ _DB_CHECKS = "database validation (S1.4, S1.6)"
 _ASSETS = "assets (S1.5)"
 _MOVE = "dump, restore, mirror (S1.1-S1.3, S1.10, S1.12)"
 _DATA_KEYS = "data keys (C3)"
+_CUTOVER = "production cutover and rollback (S0.1-S0.10)"
 _RELEASE = "release (S0.2)"
 
 
@@ -690,6 +724,104 @@ class Settings:
         doc="Fixed work directory so dumps and temporaries are kept for audit; "
         "None uses a temporary one.",
         section=_MOVE,
+    )
+    steps: tuple[str, ...] = setting(
+        CUTOVER_STEPS,
+        _steps,
+        example="freeze,backup,migrate,up,health",
+        doc="Cutover steps to run; the deploy fixes their order; a step not listed is skipped.",
+        section=_CUTOVER,
+    )
+    freeze_services: tuple[str, ...] = setting(
+        ("api", "worker"),
+        _services,
+        example="api,worker",
+        doc="Compose services that write (stopped by freeze, started again by up).",
+        section=_CUTOVER,
+    )
+    db_in_compose: bool = setting(
+        False,
+        _bool,
+        example="true",
+        doc="The database runs in compose: dump and restore run inside its container.",
+        section=_CUTOVER,
+    )
+    db_service: str = setting(
+        "db",
+        _service,
+        example="db",
+        doc="The compose service of the database (with db_in_compose).",
+        section=_CUTOVER,
+    )
+    app_service: str = setting(
+        "api",
+        _service,
+        example="api",
+        doc="The compose service whose image runs the app's Python (Alembic).",
+        section=_CUTOVER,
+    )
+    app_python: str = setting(
+        "uv run python",
+        _command,
+        example="'uv run python'",
+        doc="Python with the app's dependencies inside app_service (runs Alembic).",
+        section=_CUTOVER,
+    )
+    src_dump: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/backups/app.src.dump",
+        doc="Dump to restore (restore-db; destructive, needs the release flag).",
+        section=_CUTOVER,
+    )
+    src_assets: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/backups/app.src.data.tar.gz",
+        doc="Assets tarball to swap in (restore-assets; destructive, needs the release flag).",
+        section=_CUTOVER,
+    )
+    sqlite_path: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/app/data/app.db",
+        doc="The app's SQLite file: backup copies it with the backup API instead of pg_dump.",
+        section=_CUTOVER,
+    )
+    operator_name: str | None = setting(
+        None,
+        _single_line,
+        example="ann",
+        doc="Who runs the cutover, for run.json; None: $SUDO_USER or $USER of the control machine.",
+        section=_CUTOVER,
+    )
+    app_hosts_group: str | None = setting(
+        None,
+        _group_name,
+        example="prod_app",
+        doc="Inventory group of the app hosts; None: every host is an app host.",
+        section=_CUTOVER,
+    )
+    db_hosts_group: str | None = setting(
+        None,
+        _group_name,
+        example="prod_db",
+        doc="Inventory group of the host that runs backup and restore-db; None: every host.",
+        section=_CUTOVER,
+    )
+    rollback_run: str | None = setting(
+        None,
+        _timestamp,
+        example="20240102T030405Z",
+        doc="The cutover run (its timestamp) that rollback undoes; None: the latest.",
+        section=_CUTOVER,
+    )
+    rollback_db: str = setting(
+        "restore",
+        _rollback_db,
+        example="downgrade",
+        doc="Rollback of the database: restore the baseline backup, alembic downgrade, or none.",
+        section=_CUTOVER,
     )
     extra_data_keys: tuple[str, ...] = setting(
         (),

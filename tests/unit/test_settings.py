@@ -33,7 +33,9 @@ from turnout.settings import (
 REPO = Path(__file__).resolve().parents[2]
 GROUP_DATA = REPO / "group_data"
 CANARY = "Canary-Pw_9x!@:/%"
-REMOVED = ("operator", "app_python_cmd", "batch_size", "sample_ratio")
+REMOVED = ("batch_size", "sample_ratio")
+# Removed settings whose successors have a close name: the suggestion names the successor.
+RENAMED = {"operator": "operator_name", "app_python_cmd": "app_python"}
 
 
 def group_data(name: str) -> dict:
@@ -582,6 +584,21 @@ def test_an_unknown_key_without_a_close_match_points_at_all_py():
 def test_a_removed_setting_gets_no_far_fetched_suggestion(key):
     with pytest.raises(SettingsError, match=rf"^unknown setting {key} \(no setting has a similar"):
         load_settings({key: 1})
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
+def test_a_renamed_setting_suggests_its_successor(old, new):
+    with pytest.raises(SettingsError, match=rf"^unknown setting {old} \(did you mean {new}\?"):
+        load_settings({old: 1})
+
+
+def test_cutover_steps_run_in_the_deploys_order_whatever_the_list_says():
+    assert load_settings({"steps": "health,freeze"}).steps == ("freeze", "health")
+
+
+def test_an_unknown_cutover_step_is_refused_with_the_known_ones():
+    with pytest.raises(SettingsError, match="setting steps must be a list of cutover steps from"):
+        load_settings({"steps": "freeze,restore"})
 
 
 def test_odd_unknown_keys_are_shown_quoted_on_one_line():
