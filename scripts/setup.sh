@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql-15 postgresql-contrib openssh-server openssh-client docker.io rsync sqlite3 util-linux strace)
+APT_PACKAGES=(postgresql-15 postgresql-contrib openssh-server openssh-client docker.io rsync sqlite3 util-linux strace redis-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -16,6 +16,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The test stack starts a redis-server of its own (its port, password and directory); the
+# package's system service is not wanted where systemd would start it.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet redis-server 2>/dev/null; then
+  systemctl disable --now --quiet redis-server
+fi
+command -v redis-server >/dev/null || { echo "setup: redis-server is missing after install" >&2; exit 1; }
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -17,6 +17,9 @@ What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400; the
   root, pid file and socket under ``<stack_dir>/docker``; ``DOCKER_HOST`` points every docker call
   of the stack, and of the SSH hosts' sessions, at it), with the locally built images
   ``turnout-refapp:dev`` and ``turnout-pg:15``;
+- a Redis of its own (``redis-server`` on 127.0.0.1, ``base+79``, ``requirepass`` with a generated
+  password, directory and pid file under ``<stack_dir>/redis``): each app host's ``.env`` has
+  ``REDIS_URL`` (password percent-encoded; staging database 0, prod 1), the worker's job queue;
 - per SSH host an app root with the reference app's ``docker-compose.yml`` and its server-side
   ``.env`` (0600): staging's app uses the staging cluster (a PostgreSQL outside compose), prod's app
   uses the compose ``db`` service (so ``docker compose exec -T db pg_restore`` is real).
@@ -47,6 +50,10 @@ REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DOCKER = "/usr/bin/docker"
 SSHD = "/usr/sbin/sshd"
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_CLI = "/usr/bin/redis-cli"
+# Each app host has its own Redis database in the stack's one Redis (its worker's queue).
+REDIS_DBS = {"staging": 0, "prod": 1}
 PG_ROLES = ("source", "staging", "prod")
 SSH_HOSTS = ("staging", "prod")
 
@@ -71,6 +78,7 @@ def ports() -> dict[str, int]:
         "ssh_prod": base + 23,
         "app_staging": base + 80,
         "app_prod": base + 81,
+        "redis": base + 79,
     }
 
 
@@ -393,6 +401,83 @@ def write_ssh_client_files(hosts: dict) -> dict:
     return {"client_key": str(client_key), "known_hosts": str(known_hosts)}
 
 
+# Redis --------------------------------------------------------------------------------------------
+
+
+def redis_dir() -> Path:
+    return stack_dir() / "redis"
+
+
+def redis_password() -> str:
+    """Generated like every other password (``@ : / % # ' "`` and a space inside): the config
+    file double-quotes it, ``REDIS_URL`` percent-encodes it, redis-cli gets it by
+    ``REDISCLI_AUTH`` (never argv)."""
+    return secret("redis")
+
+
+def redis_config_value(value: str) -> str:
+    """A value as redis.conf reads it back exactly: double-quoted, backslash and quote escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def redis_url(db: int) -> str:
+    return f"redis://:{url_password(redis_password())}@127.0.0.1:{ports()['redis']}/{db}"
+
+
+def redis_answers(port: int) -> bool:
+    result = subprocess.run(  # noqa: S603
+        [REDIS_CLI, "-h", "127.0.0.1", "-p", str(port), "--no-auth-warning", "ping"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={**os.environ, "REDISCLI_AUTH": redis_password()},
+        check=False,
+    )
+    return result.stdout.strip() == "PONG"
+
+
+def start_redis(port: int) -> dict:
+    """The stack's own ``redis-server`` (never the machine's service): 127.0.0.1 only, its
+    port, directory, pid file and password; no snapshots (a queue for tests)."""
+    root = redis_dir()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pidfile, logfile, config = root / "redis.pid", root / "redis.log", root / "redis.conf"
+    write_secret_file(
+        config,
+        "\n".join(
+            [
+                "bind 127.0.0.1",
+                f"port {port}",
+                "protected-mode yes",
+                "daemonize yes",
+                f"pidfile {pidfile}",
+                f"logfile {logfile}",
+                f"dir {root}",
+                'save ""',
+                "appendonly no",
+                f"requirepass {redis_config_value(redis_password())}",
+                "",
+            ]
+        ),
+    )
+    pid = read_pid(pidfile)
+    if not pid_alive(pid):
+        if port_open(port):
+            raise RuntimeError(f"port {port} for the stack's Redis is taken by another process")
+        run([REDIS_SERVER, str(config)], stdout=subprocess.DEVNULL)
+        wait_until(lambda: read_pid(pidfile), "redis-server to write its pid file", 10)
+        pid = read_pid(pidfile)
+        wait_until(lambda: redis_answers(port), f"redis-server on port {port}", 10)
+    return {
+        "port": port,
+        "pid": pid,
+        "dir": str(root),
+        "log": str(logfile),
+        "dbs": dict(REDIS_DBS),
+        "url_env": "REDIS_URL",
+    }
+
+
 # Docker -------------------------------------------------------------------------------------------
 
 
@@ -504,6 +589,8 @@ def app_env(name: str, host_root: Path) -> dict[str, str]:
         "REFAPP_SRC": str(REPO / "tests" / "fixtures" / "refapp"),
         "VENV": sys.prefix,
         "PYTHON_HOME": python_home(),
+        # The worker's job queue: this host's database in the stack's Redis.
+        "REDIS_URL": redis_url(REDIS_DBS[name]),
     }
     if name == "staging":
         # Staging's app runs against a PostgreSQL outside compose: the staging cluster.
@@ -797,6 +884,10 @@ def up() -> dict:
     state["ssh"] = {"hosts": ssh_hosts, **write_ssh_client_files(ssh_hosts)}
     log("ssh hosts up: " + ", ".join(f"{n}:{p[f'ssh_{n}']}" for n in SSH_HOSTS))
 
+    state["redis"] = start_redis(p["redis"])
+    save_state(state)
+    log(f"redis up: {p['redis']}")
+
     state["docker"] = ensure_dockerd(previous.get("docker", {}))
     save_state(state)  # so `down` can stop what is already running if the image build fails
     build_images()
@@ -857,6 +948,7 @@ def down() -> None:
         compose_down(host)
     for pidfile in sorted(root.glob("ssh/*/sshd.pid")):
         stop_pid(read_pid(pidfile), f"sshd {pidfile.parent.name}")
+    stop_pid(read_pid(root / "redis" / "redis.pid"), "redis-server")
     for pidfile in sorted(root.glob("pg/*/postmaster.pid")):
         stop_pid(pg_pid(pidfile.parent), f"postgres {pidfile.parent.name}")
     # The stack's own engine (never another stack's: each has its own pid file and socket).
@@ -878,6 +970,7 @@ def status() -> dict:
         "pg": {r: pid_alive(pg_pid(Path(i["datadir"]))) for r, i in state.get("pg", {}).items()},
         "ssh": {n: pid_alive(i["pid"]) for n, i in state.get("ssh", {}).get("hosts", {}).items()},
         "docker": docker_answers() if state else False,
+        "redis": pid_alive(read_pid(stack_dir() / "redis" / "redis.pid")),
     }
     return report
 
