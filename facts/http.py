@@ -8,8 +8,10 @@ from turnout.remote import hostside_command
 
 class HttpHealth(HostsideFact):
     """
-    One GET of a health endpoint, judged: 200, a JSON object with ``status == "ok"`` and every
-    key of ``expect`` equal. A redirect is a failure.
+    One GET of a health endpoint, judged: the expected ``status`` (default 200; a redirect always
+    fails), the body rule ``body`` (default ``ok``: a JSON object with ``status == "ok"``; see
+    ``turnout.hostside.web``: ``any``, ``json:true``, ``text:OK``, ``checks.db.status=up``) and
+    every key (dotted path) of ``expect`` equal.
 
     .. code:: python
 
@@ -21,6 +23,19 @@ class HttpHealth(HostsideFact):
         # {"ok": True, "healthy": True, "problem": None, "status": 200, "body": {...}}
     """
 
-    def command(self, url: str, expect: dict | None = None, timeout: float = 10) -> StringCommand:
-        params = {"url": url, "expect": expect or {}, "timeout": timeout}
+    def command(
+        self,
+        url: str,
+        expect: dict | None = None,
+        timeout: float = 10,
+        status: int = 200,
+        body: str = "ok",
+    ) -> StringCommand:
+        params = {
+            "url": url,
+            "expect": expect or {},
+            "timeout": timeout,
+            "status": status,
+            "body": body,
+        }
         return hostside_command("http_health", params)

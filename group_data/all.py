@@ -42,8 +42,44 @@ http_timeout_s = 10.0
 health_retries = 5
 # Check the app's health endpoint; false for an app without one (--dry says it is off).
 health = True
-# What the health body must report besides status ok, as "key=value" items.
+# What the health body must also report, "key=value" items (dotted paths: a.b=1).
 health_expect = ()
+# HTTP status the health endpoint must answer (a redirect always fails).
+health_status = 200
+# Health body rule: ok (status ok), any, json:true, text:OK, checks.db.status=up,a.b=1.
+health_body = "ok"
+
+# --- smoke-core, run from the control machine (S0.6, S2.8) ---
+# Run smoke-core where a runbook has it (login, core endpoints, admin, WebSocket).
+smoke = True
+# Login path under base_url (answers 200 with the token).
+smoke_login_path = "/api/v1/auth/login"
+# Login body: json, or form (OAuth2 password form, application/x-www-form-urlencoded).
+smoke_login_body = "json"
+# Login field holding TURNOUT_SMOKE_EMAIL (OAuth2 forms: username).
+smoke_username_field = "email"
+# Login field holding TURNOUT_SMOKE_PASSWORD.
+smoke_password_field = "password"
+# Dotted path of the token in the login answer.
+smoke_token_path = "access_token"
+# Authorization header scheme: <scheme> <token>.
+smoke_auth_scheme = "Bearer"
+# Core endpoints called as the admin, "path=status" items (alternatives: 200|204).
+smoke_endpoints = ("/api/v1/me=200",)
+# Admin-only endpoint: admin gets smoke_admin_status, others are refused; "" skips it.
+smoke_admin_path = "/api/v1/admin/stats"
+# Status(es) the admin endpoint answers the admin.
+smoke_admin_status = (200,)
+# Status(es) the admin endpoint answers a request without a token.
+smoke_denied_status = (401, 403)
+# Status(es) it answers the normal user (TURNOUT_SMOKE_USER_EMAIL/_PASSWORD, if set).
+smoke_user_status = (403,)
+# WebSocket path under base_url (ws:// or wss://); "" skips the WebSocket check.
+smoke_ws_path = "/api/v1/ws"
+# First WebSocket message; {token} is replaced in memory by the login token.
+smoke_ws_auth = '{"type": "auth", "token": "{token}"}'
+# Rule the WebSocket's first answer must meet (same syntax as health_body).
+smoke_ws_expect = "type=ready"
 
 # --- database validation (S1.4, S1.6) ---
 # Timeout of one exact count(*) before falling back to the planner estimate, in ms.

@@ -39,6 +39,7 @@ from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 from turnout.hostside.base import HostsideError
 from turnout.hostside.pg import pg_name_parts, pg_split_list
+from turnout.hostside.web import parse_body_rule
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]*"
 _COLUMN_RE = re.compile(rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}\.{_IDENTIFIER}")
@@ -365,6 +366,90 @@ def _rollback_db(value: object) -> str:
     return value
 
 
+def _http_status(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        raise _Invalid("an HTTP status like 200 (100-599)")
+    if 300 <= value <= 399:
+        raise _Invalid("an HTTP status other than a redirect (3xx never passes)")
+    return value
+
+
+def _body_rule(value: object) -> str:
+    try:
+        parse_body_rule(_text(value))
+    except ValueError:
+        raise _Invalid(
+            "ok, any, json:<JSON value>, text:<text> or dotted.path=value items "
+            "(checks.db.status=up)"
+        ) from None
+    return _text(value).strip()
+
+
+def _smoke_rule(parse: Callable[[Any], Any], expected: str) -> _Validator:
+    """A validator from one of ``turnout.smoke``'s parsers (ValueError → what the value must be)."""
+
+    def validate(value: object) -> Any:
+        try:
+            return parse(value)
+        except ValueError:
+            raise _Invalid(expected) from None
+
+    return validate
+
+
+def _statuses(value: object) -> tuple[int, ...]:
+    from turnout.smoke import parse_statuses
+
+    return _smoke_rule(parse_statuses, "HTTP statuses like 401,403 (no 3xx)")(value)
+
+
+def _endpoints(value: object) -> tuple[str, ...]:
+    from turnout.smoke import parse_endpoint
+
+    items = _string_list(value)
+    if items is None:
+        raise _Invalid("a list of path=status items like /api/v1/me=200")
+    for item in items:
+        _smoke_rule(parse_endpoint, "a list of path=status items like /api/v1/me=200")(item)
+    return items
+
+
+def _optional_url_path(value: object) -> str:
+    return "" if value == "" else _url_path(value)
+
+
+def _login_body(value: object) -> str:
+    if value not in ("json", "form"):
+        raise _Invalid("json or form")
+    return value
+
+
+def _field_name(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        raise _Invalid("a field name like email or username")
+    return value
+
+
+def _token_path(value: object) -> str:
+    from turnout.smoke import check_token_path
+
+    return _smoke_rule(check_token_path, "a dotted path like access_token or data.token")(value)
+
+
+def _auth_scheme(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", value):
+        raise _Invalid("an Authorization scheme like Bearer or Token")
+    return value
+
+
+def _ws_auth(value: object) -> str:
+    from turnout.smoke import auth_message_template
+
+    return _smoke_rule(
+        auth_message_template, 'a message holding {token}, e.g. {"type":"auth","token":"{token}"}'
+    )(value)
+
+
 # Declaring settings.
 
 _INFO_KEY = "turnout.setting"
@@ -428,6 +513,7 @@ def setting_info(settings_field: Field) -> SettingInfo:
 _EVIDENCE = "evidence (SPEC S0.3)"
 _APP = "the app and compose (S0.4)"
 _HTTP = "HTTP checks (S0.5, S1.7)"
+_SMOKE = "smoke-core, run from the control machine (S0.6, S2.8)"
 _DB_CHECKS = "database validation (S1.4, S1.6)"
 _ASSETS = "assets (S1.5)"
 _MOVE = "dump, restore, mirror (S1.1-S1.3, S1.10, S1.12)"
@@ -542,8 +628,127 @@ class Settings:
         (),
         _key_values,
         example="db_backend=postgresql",
-        doc='What the health body must report besides status ok, as "key=value" items.',
+        doc='What the health body must also report, "key=value" items (dotted paths: a.b=1).',
         section=_HTTP,
+    )
+    health_status: int = setting(
+        200,
+        _http_status,
+        example="200",
+        doc="HTTP status the health endpoint must answer (a redirect always fails).",
+        section=_HTTP,
+    )
+    health_body: str = setting(
+        "ok",
+        _body_rule,
+        example="text:OK",
+        doc="Health body rule: ok (status ok), any, json:true, text:OK, checks.db.status=up,a.b=1.",
+        section=_HTTP,
+    )
+    smoke: bool = setting(
+        True,
+        _bool,
+        example="false",
+        doc="Run smoke-core where a runbook has it (login, core endpoints, admin, WebSocket).",
+        section=_SMOKE,
+    )
+    smoke_login_path: str = setting(
+        "/api/v1/auth/login",
+        _url_path,
+        example="/auth/token",
+        doc="Login path under base_url (answers 200 with the token).",
+        section=_SMOKE,
+    )
+    smoke_login_body: str = setting(
+        "json",
+        _login_body,
+        example="form",
+        doc="Login body: json, or form (OAuth2 password form, application/x-www-form-urlencoded).",
+        section=_SMOKE,
+    )
+    smoke_username_field: str = setting(
+        "email",
+        _field_name,
+        example="username",
+        doc="Login field holding TURNOUT_SMOKE_EMAIL (OAuth2 forms: username).",
+        section=_SMOKE,
+    )
+    smoke_password_field: str = setting(
+        "password",
+        _field_name,
+        example="password",
+        doc="Login field holding TURNOUT_SMOKE_PASSWORD.",
+        section=_SMOKE,
+    )
+    smoke_token_path: str = setting(
+        "access_token",
+        _token_path,
+        example="data.token",
+        doc="Dotted path of the token in the login answer.",
+        section=_SMOKE,
+    )
+    smoke_auth_scheme: str = setting(
+        "Bearer",
+        _auth_scheme,
+        example="Token",
+        doc="Authorization header scheme: <scheme> <token>.",
+        section=_SMOKE,
+    )
+    smoke_endpoints: tuple[str, ...] = setting(
+        ("/api/v1/me=200",),
+        _endpoints,
+        example="/api/v1/me=200,/api/v1/items=200|204",
+        doc='Core endpoints called as the admin, "path=status" items (alternatives: 200|204).',
+        section=_SMOKE,
+    )
+    smoke_admin_path: str = setting(
+        "/api/v1/admin/stats",
+        _optional_url_path,
+        example="/api/v1/admin/stats",
+        doc='Admin-only endpoint: admin gets smoke_admin_status, others are refused; "" skips it.',
+        section=_SMOKE,
+    )
+    smoke_admin_status: tuple[int, ...] = setting(
+        (200,),
+        _statuses,
+        example="200",
+        doc="Status(es) the admin endpoint answers the admin.",
+        section=_SMOKE,
+    )
+    smoke_denied_status: tuple[int, ...] = setting(
+        (401, 403),
+        _statuses,
+        example="401",
+        doc="Status(es) the admin endpoint answers a request without a token.",
+        section=_SMOKE,
+    )
+    smoke_user_status: tuple[int, ...] = setting(
+        (403,),
+        _statuses,
+        example="403",
+        doc="Status(es) it answers the normal user (TURNOUT_SMOKE_USER_EMAIL/_PASSWORD, if set).",
+        section=_SMOKE,
+    )
+    smoke_ws_path: str = setting(
+        "/api/v1/ws",
+        _optional_url_path,
+        example="/api/v1/ws",
+        doc='WebSocket path under base_url (ws:// or wss://); "" skips the WebSocket check.',
+        section=_SMOKE,
+    )
+    smoke_ws_auth: str = setting(
+        '{"type": "auth", "token": "{token}"}',
+        _ws_auth,
+        example='\'{"action":"login","jwt":"{token}"}\'',
+        doc="First WebSocket message; {token} is replaced in memory by the login token.",
+        section=_SMOKE,
+    )
+    smoke_ws_expect: str = setting(
+        "type=ready",
+        _body_rule,
+        example="event=welcome",
+        doc="Rule the WebSocket's first answer must meet (same syntax as health_body).",
+        section=_SMOKE,
     )
     count_timeout_ms: int = setting(
         3000,
