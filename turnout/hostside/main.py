@@ -40,6 +40,8 @@ FACT_ACTIONS = {
     "path_modes": ("files", "action_path_modes"),
     "file_digest": ("files", "action_file_digest"),
     "http_health": ("web", "action_http_health"),
+    "swap_plan": ("swap", "action_swap_plan"),
+    "swap_back_plan": ("swap", "action_swap_back_plan"),
 }
 OPERATION_ACTIONS = {
     "pg_dump": ("dump", "action_pg_dump"),
@@ -48,6 +50,8 @@ OPERATION_ACTIONS = {
     "http_health_wait": ("web", "action_http_health_wait"),
     "make_dirs": ("files", "action_make_dirs"),
     "write_file": ("files", "action_write_file"),
+    "swap_restore": ("swap", "action_swap_restore"),
+    "swap_back": ("swap", "action_swap_back"),
 }
 # Exit status of an action stopped by a signal or by its ssh channel closing (as a shell's 128+2).
 INTERRUPTED_EXIT = 130
