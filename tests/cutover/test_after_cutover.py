@@ -1,0 +1,164 @@
+"""After a cutover, on every host of the inventory (SPEC C5): the app's services run, its health
+endpoint answers with the migrated revision, the assets are live and complete, no table lost
+rows, and the run's evidence is there. The evidence read (``<evidence_root>/cutover/<ts>/``):
+
+- ``run.json``: ``{"task": "cutover", "revisions": {"before": …, "after": …}, …}``
+- ``outputs/rowcounts_before.json``: ``{"tables": {"public.users": {"count": 12, "exact": true,
+  …}, …}}`` (the snapshot before the cutover, as turnout's ``RowCounts`` reports it)
+- ``outputs/assets_after.json``: ``{"files": N, "bytes": B}`` (regular files under assets_dir)
+"""
+
+import json
+
+import pytest
+from cutover_hosts import service_list
+
+from turnout.hostside.pg import pg_split_table
+from turnout.validation import compare_counts, count_failures
+
+DEFAULT_SERVICES = ("db", "api", "worker")
+
+
+def compose_ps(target) -> list[dict]:
+    result = target.sh(target.compose_argv("ps", "--all", "--format", "json"))
+    assert result.rc == 0, f"{target.name}: docker compose ps failed: {result.stderr.strip()}"
+    text = result.stdout.strip()
+    if text.startswith("["):  # older compose: one JSON array
+        return json.loads(text)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_compose_services_are_running(target) -> None:
+    listed = target.sh(target.compose_argv("config", "--services"))
+    assert listed.rc == 0, f"{target.name}: docker compose config failed: {listed.stderr.strip()}"
+    defined = set(listed.stdout.split())
+    expected = service_list(target.data.get("cutover_services"))
+    if expected is None:
+        expected = [s for s in DEFAULT_SERVICES if s in defined]
+    undefined = sorted(set(expected) - defined)
+    assert not undefined, f"{target.name}: cutover_services not in the compose file: {undefined}"
+    states: dict[str, list[str]] = {}
+    for container in compose_ps(target):
+        states.setdefault(container["Service"], []).append(container["State"])
+    problems = []
+    for service in expected:
+        seen = states.get(service)
+        if not seen:
+            problems.append(f"service {service} has no container")
+        elif any(state != "running" for state in seen):
+            problems.append(f"service {service} is {'/'.join(seen)}, expected running")
+    assert not problems, f"{target.name}: " + "; ".join(problems)
+
+
+def body_value(body, path: str):
+    for key in path.split("."):
+        if not isinstance(body, dict) or key not in body:
+            return None
+        body = body[key]
+    return body
+
+
+def same(value, expected: str) -> bool:
+    return value == expected or (not isinstance(value, str) and json.dumps(value) == expected)
+
+
+def test_health_reports_the_new_revision(target) -> None:
+    s = target.settings
+    if not s.health:
+        pytest.skip("health=false: the app has no health endpoint")
+    url = s.base_url.rstrip("/") + s.health_path
+    answer = target.probe("health", url=url, timeout=getattr(s, "health_timeout_s", 10))
+    assert "error" not in answer, f"{target.name}: {url} unreachable: {answer.get('error')}"
+    status = getattr(s, "health_status", 200)
+    assert answer["status"] == status, f"{target.name}: {url} answered {answer['status']}"
+    body = answer["body"]
+    for item in s.health_expect:
+        key, _, expected = item.partition("=")
+        value = body_value(body, key)
+        assert same(value, expected), (
+            f"{target.name}: health reports {key}={value!r}, expected {expected!r}"
+        )
+    revisions = target.run_file("run.json").get("revisions") or {}
+    after = revisions.get("after")
+    assert after, f"{target.name}: run.json of {target.last_run()['dir']} has no revisions.after"
+    live = body_value(body, "alembic_revision")
+    assert live == after, (
+        f"{target.name}: health reports alembic_revision={live!r}, "
+        f"the cutover migrated to {after!r}"
+    )
+
+
+def test_assets_are_live_and_complete(target) -> None:
+    assets_dir = target.settings.assets_dir
+    if not assets_dir:
+        pytest.skip("no assets_dir in the host data")
+    recorded = target.run_file("outputs/assets_after.json")
+    found = target.probe("assets", dir=assets_dir)
+    assert found["is_dir"], f"{target.name}: assets_dir {assets_dir} is not a directory"
+    assert found["files"] == recorded.get("files"), (
+        f"{target.name}: {assets_dir} holds {found['files']} files, the cutover recorded "
+        f"{recorded.get('files')}"
+    )
+    assert not found["staging"], (
+        f"{target.name}: staging directories left next to {assets_dir}: {found['staging']}"
+    )
+
+
+def live_counts(target, names: list[str]) -> dict[str, int]:
+    """Exact ``count(*)`` per table, on the host: through the compose db's psql with
+    ``db_in_compose``, else with the host's Python and psycopg (the DSN read there)."""
+    s = target.settings
+    tables = [(name, *pg_split_table(name)) for name in names]
+    if not s.db_in_compose:
+        answer = target.probe(
+            "counts", dsn_env=s.target_dsn_env, env_file=s.env_file, tables=tables
+        )
+        assert "error" not in answer, f"{target.name}: cannot count rows: {answer['error']}"
+        return answer["counts"]
+
+    def ident(part: str) -> str:
+        return '"' + part.replace('"', '""') + '"'
+
+    query = " UNION ALL ".join(
+        f"SELECT {i}, count(*) FROM {ident(schema)}.{ident(table)}"
+        for i, (_, schema, table) in enumerate(tables)
+    )
+    psql = (
+        'exec psql -X -At -v ON_ERROR_STOP=1 -U "${PGUSER:-${POSTGRES_USER:-postgres}}" '
+        '-d "${PGDATABASE:-${POSTGRES_DB:-${POSTGRES_USER:-postgres}}}" -c "$0"'
+    )
+    result = target.sh(target.compose_argv("exec", "-T", s.db_service, "sh", "-c", psql, query))
+    assert result.rc == 0, f"{target.name}: counting rows failed: {result.stderr.strip()[-500:]}"
+    counts = {}
+    for line in result.stdout.split():
+        index, _, count = line.partition("|")
+        counts[tables[int(index)][0]] = int(count)
+    return counts
+
+
+def test_no_table_lost_rows(target) -> None:
+    before = target.run_file("outputs/rowcounts_before.json").get("tables")
+    assert before, f"{target.name}: rowcounts_before.json of the last cutover lists no tables"
+    # Materialized views are derived data (turnout's totals leave them out too).
+    tables = {n: c for n, c in before.items() if c.get("relation", "table") != "matview"}
+    live = live_counts(target, sorted(tables))
+    rows = compare_counts(
+        tables,
+        {name: {"count": count, "exact": True} for name, count in live.items()},
+        allowed_diff=target.settings.allowed_row_diff,
+        require_exact=target.settings.require_exact_counts,
+    )
+    failures = count_failures(rows)
+    assert not failures, (
+        f"{target.name}: live row counts differ from the snapshot before the cutover "
+        f"(allowed difference {target.settings.allowed_row_diff}): " + "; ".join(failures)
+    )
+
+
+def test_evidence_of_the_run_is_kept(target) -> None:
+    run = target.last_run()
+    assert run["mode"] == 0o700, f"{target.name}: {run['dir']} has mode {run['mode']:o}, not 700"
+    record = target.run_file("run.json")
+    assert record.get("task") == "cutover", (
+        f"{target.name}: {run['dir']}/run.json is a {record.get('task')!r} run, not cutover"
+    )
