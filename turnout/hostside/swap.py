@@ -365,9 +365,18 @@ def open_tarball(path: str) -> tarfile.TarFile:
         raise HostsideError(f"assets tarball {path} is a directory, not a tarball") from None
     except TAR_READ_ERRORS as error:
         raise Refusal(
-            f"assets tarball {path} refused: it is not a readable tar archive ({error}); "
-            f"{NOTHING_CHANGED}"
+            f"assets tarball {path} refused: it is truncated, corrupt or not a tar archive "
+            f"({one_line(error)}); {NOTHING_CHANGED}"
         ) from None
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line; tarfile's "could not be opened" lists every method tried,
+    one per line: that says no method could read it."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if text.startswith("file could not be opened successfully"):
+        return "not readable as tar, tar.gz, tar.bz2 or tar.xz"
+    return text[:300]
 
 
 def check_tarball(tar: tarfile.TarFile, options: dict) -> Scan:
@@ -375,8 +384,7 @@ def check_tarball(tar: tarfile.TarFile, options: dict) -> Scan:
     try:
         scan = scan_tarball(tar, options)
     except TAR_READ_ERRORS as error:
-        reason = str(error) or type(error).__name__
-        scan = Scan(refusal=f"it is truncated or corrupt ({reason})")
+        scan = Scan(refusal=f"it is truncated or corrupt ({one_line(error)})")
     if scan.refusal:
         raise Refusal(
             f"assets tarball {options['tarball']} refused: {scan.refusal}; {NOTHING_CHANGED}"
