@@ -948,7 +948,9 @@ def plan_refusal(options: dict, live: str | None, recovery: dict | None) -> str 
     if problem is None and os.path.lexists(layout.dest) and not is_dir(layout.dest):
         problem = f"{layout.dest} is not a directory"
     aside = layout.prev(ts)
-    if problem is None and live and os.path.lexists(aside) and aside != live:
+    renamed_to = {step[2] for step in (recovery or {}).get("steps", []) if step[0] == "rename"}
+    taken = (os.path.lexists(aside) and aside != live) or aside in renamed_to
+    if problem is None and live and taken:
         problem = f"{aside} already exists; use a new timestamp"
     return f"cannot swap into {layout.dest}: {problem}; {NOTHING_CHANGED}" if problem else None
 
@@ -1025,10 +1027,10 @@ def chosen_prev(options: dict, marker: dict | None) -> str | None:
     return prevs[-1] if prevs else None
 
 
-def swapped_back_already(options: dict, marker: dict | None) -> str | None:
+def swapped_back_already(options: dict, marker: dict | None, live: bool) -> str | None:
     """Why a swap back would change nothing: the last change was a swap back (to ``prev`` when
-    one is named)."""
-    if not marker or marker.get("kind") != "swap_back" or not is_dir(options["layout"].dest):
+    one is named) and a tree is ``live``."""
+    if not marker or marker.get("kind") != "swap_back" or not live:
         return None
     prev = options["prev"]
     if prev:
@@ -1092,7 +1094,7 @@ def action_swap_back_plan(params: dict) -> dict:
         "up_to_date": False,
         "refusal": None,
     }
-    reason = swapped_back_already(options, marker)
+    reason = swapped_back_already(options, marker, live is not None)
     if reason:
         return {**answer, "up_to_date": True, "reason": reason}
     refusal = swap_back_refusal(options, prev)
@@ -1118,7 +1120,7 @@ def action_swap_back(params: dict) -> dict:
     with swap_lock(layout):
         recovered = recover(layout)
         marker = read_marker(options["marker"], layout)
-        reason = swapped_back_already(options, marker)
+        reason = swapped_back_already(options, marker, is_dir(layout.dest))
         if reason:
             return {"changed": recovered is not None, "recovered": recovered, "reason": reason}
         prev = chosen_prev(options, marker)
