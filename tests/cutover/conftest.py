@@ -32,7 +32,7 @@ from cutover_hosts import (
     probe_command,
     settings_of,
     ssh_alias,
-    testinfra_target,
+    to_testinfra,
 )
 
 from turnout.dsn import redact
@@ -113,7 +113,7 @@ class Target:
             self.settings = settings_of(host.data)
         except Exception as exc:  # SettingsError: every problem, one per line
             pytest.fail(f"{self.name}: host data is not valid:\n{exc}", pytrace=False)
-        spec, kwargs = testinfra_target(host, workdir)
+        spec, kwargs = to_testinfra(host, workdir)
         self.host = testinfra.get_host(spec, **kwargs)
         self.timestamp = timestamp
         self._run: dict | None = None

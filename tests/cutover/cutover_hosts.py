@@ -115,7 +115,7 @@ def load_hosts(
     if not path.is_file():
         raise InventoryProblem(f"--inventory {inventory}: no such file")
     # An inventory may install turnout's signal handlers (turnout.inventory): not in pytest.
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         attrs = runpy.run_path(str(path))
     except Exception as exc:  # an inventory that cannot load says why, in one line
@@ -207,7 +207,7 @@ def ssh_config_value(value: str) -> str:
     return f'"{value}"' if any(c.isspace() for c in value) else value
 
 
-def testinfra_target(host: CutoverHost, workdir: Path) -> tuple[str, dict]:
+def to_testinfra(host: CutoverHost, workdir: Path) -> tuple[str, dict]:
     """(testinfra hostspec, get_host keyword arguments) for one inventory host; for an SSH host
     writes ``<workdir>/ssh_config``'s block (the file is shared by all hosts)."""
     if host.name == "@local":
