@@ -24,6 +24,25 @@ def compose_command(
     return StringCommand(*parts)
 
 
+def compose_exec_argv(
+    service: str,
+    env_file: str,
+    compose_file: str,
+    project: str | None = None,
+    docker_bin: str = "docker",
+) -> list[str]:
+    """argv prefix running a program inside the running compose ``service`` with no terminal
+    (``docker compose --env-file … -f … [-p …] exec -T <service>``), for the host-side program.
+
+    >>> compose_exec_argv("db", "/srv/app/.env", "/srv/app/compose.yml", "app")[-3:]
+    ['exec', '-T', 'db']
+    """
+    argv = [docker_bin, "compose", "--env-file", env_file, "-f", compose_file]
+    if project:
+        argv += ["-p", project]
+    return [*argv, "exec", "-T", service]
+
+
 def parse_labels(labels: str) -> dict[str, str]:
     pairs = (item.partition("=") for item in labels.split(",") if "=" in item)
     return {key: value for key, _, value in pairs}

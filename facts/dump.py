@@ -30,8 +30,16 @@ class DumpInfo(HostsideFact):
         # broken: {…, "complete": False, "problem": "full read-back failed: pg_restore exited 1: …"}
     """
 
-    def command(self, path: str, verify: bool = False, pg_bin: str = "") -> StringCommand:
+    def command(
+        self,
+        path: str,
+        verify: bool = False,
+        pg_bin: str = "",
+        compose_exec: list[str] | None = None,
+    ) -> StringCommand:
         params = {"path": path, "verify": verify, "pg_bin": pg_bin}
+        if compose_exec:  # the tools of the database's container (``compose_exec_argv``)
+            params["compose_exec"] = list(compose_exec)
         return hostside_command("dump_info", params)
 
 
@@ -50,9 +58,30 @@ class RestoreMarker(HostsideFact):
         )
         # {"ok": True, "exists": True, "dump_sha256": "9f2c…", "target": "127.0.0.1:5432/app",
         #  "restored_at": "2026-11-23T12:00:00Z", "dump": "…", "dropped_schema": False,
-        #  "sequence_problems": []}
+        #  "sequences_advanced": [], "sequence_problems": []}
         # no marker: {"ok": True, "exists": False, "dump_sha256": None}
     """
 
     def command(self, marker: str) -> StringCommand:
         return hostside_command("restore_marker", {"marker": marker})
+
+
+class SqliteBackup(HostsideFact):
+    """
+    Whether ``dest`` is a verified SQLite backup (made by ``db.sqlite_backup``: backup API,
+    ``integrity_check`` ok, recorded in ``<dest>.sha256``) unchanged since, and whether the live
+    SQLite file ``source`` exists.
+
+    .. code:: python
+
+        from turnout.facts.dump import SqliteBackup
+        backup = host.get_fact(
+            SqliteBackup, dest="/var/lib/turnout/evidence/cutover/x/src_artifacts/baseline.db",
+            source="/srv/app/data/app.db",
+        )
+        # {"ok": True, "exists": True, "trusted": True, "sha256": "9f2c…",
+        #  "source_exists": True, "source_bytes": 81920}
+    """
+
+    def command(self, dest: str, source: str | None = None) -> StringCommand:
+        return hostside_command("sqlite_backup_info", {"dest": dest, "source": source})

@@ -43,3 +43,37 @@ class FileDigest(HostsideFact):
 
     def command(self, path: str) -> StringCommand:
         return hostside_command("file_digest", {"path": path})
+
+
+class JsonFile(HostsideFact):
+    """
+    A JSON evidence record on the host (``run.json``, a kept report), read in one short call.
+
+    .. code:: python
+
+        from turnout.facts.evidence import JsonFile
+        record = host.get_fact(
+            JsonFile, path="/var/lib/turnout/evidence/cutover/20261124T120000Z/run.json"
+        )
+        # {"ok": True, "path": "…", "exists": True, "data": {"task": "cutover", …}}
+        # absent: {"ok": True, "path": "…", "exists": False, "data": None}
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return hostside_command("read_json", {"path": path})
+
+
+class TreeStats(HostsideFact):
+    """
+    How many regular files, and how many bytes, a directory tree holds (symlinks not followed).
+
+    .. code:: python
+
+        from turnout.facts.evidence import TreeStats
+        stats = host.get_fact(TreeStats, path="/srv/app/data/assets")
+        # {"ok": True, "path": "/srv/app/data/assets", "exists": True, "files": 812,
+        #  "bytes": 73400320}
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return hostside_command("tree_stats", {"path": path})

@@ -1,12 +1,16 @@
 """Operations on asset trees (S1.3: mirror the assets with rsync)."""
 
+import json
+
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.assets import RsyncPlan, RsyncSides
-from turnout.failures import stop
+from turnout.facts.evidence import TreeStats
+from turnout.failures import require_fact, stop
 from turnout.memo import observe
+from turnout.operations.evidence import keep_text, plan_keep
 from turnout.remote import hostside_progress_command
 
 
@@ -132,5 +136,34 @@ def mirror(
             f"{plan['delete']} to delete{deleting}"
         )
         yield the_mirror()
+    except OperationError as error:
+        yield from stop(error)
+
+
+@operation()
+def record_tree(path: str, record: str):
+    """
+    Keep how many files and bytes the asset tree ``path`` holds as JSON in the evidence file
+    ``record`` (``{"files": N, "bytes": B}``; the testinfra checks compare the live tree with
+    it). Unchanged content is not rewritten.
+
+    .. code:: python
+
+        from turnout.operations import assets
+        assets.record_tree(
+            name="Assets after",
+            path="/srv/app/data/assets",
+            record="/var/lib/turnout/evidence/cutover/20261124T120000Z/outputs/assets_after.json",
+        )
+    """
+    try:
+        if not host.state.is_executing:
+            yield from plan_keep(record, f"the file count and size of {path}")
+            return
+        stats = require_fact(observe(TreeStats, path=path), f"count the files under {path}")
+        if not stats["exists"]:
+            raise OperationError(f"assets directory {path} does not exist")
+        text = json.dumps({"files": stats["files"], "bytes": stats["bytes"]}, sort_keys=True)
+        yield from keep_text(record, text + "\n")
     except OperationError as error:
         yield from stop(error)

@@ -10,12 +10,12 @@ from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.database import Database
-from turnout.facts.dump import DumpInfo, RestoreMarker
+from turnout.facts.dump import DumpInfo, RestoreMarker, SqliteBackup
 from turnout.facts.postgres import PostgresServer, RowCounts
 from turnout.failures import require_fact, stop
 from turnout.guard import destructive
 from turnout.memo import observe
-from turnout.remote import hostside_progress_command
+from turnout.remote import hostside_command, hostside_progress_command
 from turnout.settings import DUMP_FORMATS, RESTORE_POLICIES
 
 # Counting for the drop-schema plan stays cheap: a table slower than this shows its estimate.
@@ -72,6 +72,7 @@ def dump(
     timeout_s: int = 3600,
     pg_bin: str = "",
     progress_interval_s: float | None = None,
+    compose_exec: list[str] | None = None,
 ):
     """
     Dump the ``source`` database with ``pg_dump --no-owner --no-acl`` (custom format,
@@ -89,6 +90,8 @@ def dump(
     + timeout_s: watchdog for pg_dump and the read-back, in seconds
     + pg_bin: directory of the PostgreSQL client tools on the host ("" = on PATH)
     + progress_interval_s: seconds between progress lines (None: the host's setting)
+    + compose_exec: run pg_dump inside the database's compose service instead of on the host
+      (``facts.compose.compose_exec_argv``; custom format only): the host needs no client tools
 
     .. code:: python
 
@@ -110,7 +113,8 @@ def dump(
             raise OperationError(f"dump destination must be an absolute path, got {dest!r}")
 
         existing = require_fact(
-            observe(DumpInfo, path=dest, verify=False, pg_bin=pg_bin), f"read the dump at {dest}"
+            observe(DumpInfo, path=dest, verify=False, pg_bin=pg_bin, compose_exec=compose_exec),
+            f"read the dump at {dest}",
         )
         replacing = ""
         if existing["exists"] and existing["format"] is None:
@@ -133,6 +137,8 @@ def dump(
 
         server = server_of(source)
         how = format if format == "custom" else f"directory ({jobs} jobs)"
+        if compose_exec:
+            how += f" inside compose service {compose_exec[-1]}"
         host.log(f"Will dump {describe_database(server)} as {how} to {dest}{replacing}")
         yield hostside_progress_command(
             "pg_dump",
@@ -144,6 +150,7 @@ def dump(
                 "log_path": log_path,
                 "timeout_s": timeout_s,
                 "pg_bin": pg_bin,
+                **({"compose_exec": list(compose_exec)} if compose_exec else {}),
             },
             progress_interval_s,
         )
@@ -168,6 +175,7 @@ def restore(
     pg_bin: str = "",
     policy: str = "if_new_dump",
     progress_interval_s: float | None = None,
+    compose_exec: list[str] | None = None,
 ):
     """
     Restore a dump into the database ``into``: other sessions on that database are
@@ -179,7 +187,8 @@ def restore(
     restored. A failure changes nothing: the database and the previous ``marker`` stay as they
     were, and the one-line failure quotes the database's error. After success the host keeps a
     JSON ``marker`` with the dump's sha256; a rerun with the same dump changes nothing.
-    Sequences behind their column's data are reported in the marker and the log, not fixed.
+    Sequences behind their column's data are set past it in the same transaction (RELIABILITY 12)
+    and named in the marker (``sequences_advanced``).
 
     ``drop_schema`` is destructive and for staging only: the guard refuses it while the deploy
     loads (before any step runs, with ``-y`` too) on hosts of the ``prod`` group, and unless
@@ -197,6 +206,8 @@ def restore(
     + policy: ``if_new_dump`` (skip a dump the marker names: the plan says so, and how to
       override) or ``always`` (restore again, e.g. to heal a staging that drifted)
     + progress_interval_s: seconds between progress lines (None: the host's setting)
+    + compose_exec: run pg_restore and psql inside the database's compose service, the dump
+      streamed in on stdin (``facts.compose.compose_exec_argv``; custom format only)
 
     .. code:: python
 
@@ -212,7 +223,8 @@ def restore(
     """
     try:
         info = require_fact(
-            observe(DumpInfo, path=dump, verify=False, pg_bin=pg_bin), f"read the dump at {dump}"
+            observe(DumpInfo, path=dump, verify=False, pg_bin=pg_bin, compose_exec=compose_exec),
+            f"read the dump at {dump}",
         )
         if info["exists"] and info["format"] is None:
             raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
@@ -239,6 +251,8 @@ def restore(
             what = f"the dump made by the dump step ({dump})"
         plan = f"Will restore {what}{again} into {server['database']} at {server['host']}:"
         plan += f"{server['port']}"
+        if compose_exec:
+            plan += f" (pg_restore inside compose service {compose_exec[-1]}, dump streamed in)"
         if drop_schema:
             counts = require_fact(
                 observe(RowCounts, database=into, tables=None, timeout_ms=PLAN_COUNT_TIMEOUT_MS),
@@ -261,8 +275,45 @@ def restore(
                 "timeout_s": timeout_s,
                 "terminate_backends": terminate_backends,
                 "pg_bin": pg_bin,
+                **({"compose_exec": list(compose_exec)} if compose_exec else {}),
             },
             progress_interval_s,
         )
+    except OperationError as error:
+        yield from stop(error)
+
+
+@operation()
+def sqlite_backup(source: str, dest: str):
+    """
+    Back up the app's live SQLite file ``source`` (WAL mode too) with SQLite's online backup
+    API — never ``cp`` (RELIABILITY 13) — into ``dest``: written under a temporary name,
+    ``PRAGMA integrity_check`` must answer ``ok`` on the copy (S2.2), then renamed and recorded
+    in ``<dest>.sha256``. A verified backup unchanged since it was made changes nothing.
+
+    + source: the SQLite file on the host (setting ``sqlite_path``)
+    + dest: where the backup is kept (e.g. the run's ``src_artifacts/baseline.sqlite3``)
+
+    .. code:: python
+
+        from turnout.operations import db
+        db.sqlite_backup(
+            name="Baseline backup (SQLite)",
+            source="/srv/app/data/app.db",
+            dest="/var/lib/turnout/evidence/cutover/20261124T120000Z/src_artifacts/baseline.db",
+        )
+    """
+    try:
+        backup = require_fact(observe(SqliteBackup, dest=dest, source=source), f"read {dest}")
+        if backup["trusted"]:
+            host.noop(f"{dest} is a verified SQLite backup (sha256:{backup['sha256'][:12]})")
+            return
+        if not backup["source_exists"]:
+            raise OperationError(f"SQLite file {source} does not exist; fix sqlite_path")
+        host.log(
+            f"Will back up SQLite {source} ({human_bytes(backup['source_bytes'])}) with the "
+            f"backup API to {dest}, then check its integrity"
+        )
+        yield hostside_command("sqlite_backup", {"source": source, "dest": dest})
     except OperationError as error:
         yield from stop(error)

@@ -21,7 +21,7 @@ from turnout.facts.evidence import FileDigest
 from turnout.facts.postgres import Extensions, Orphans, RowCounts
 from turnout.failures import fact_problem, fail_command
 from turnout.memo import observe
-from turnout.operations.evidence import keep_text
+from turnout.operations.evidence import keep_text, plan_keep
 from turnout.validation import (
     asset_failures,
     compare_counts,
@@ -290,3 +290,43 @@ def off(what: str, setting: str):
     host.log(f"{what} is off ({setting}=false): not run")
     host.noop(f"{what} is off ({setting}=false)")
     yield from ()
+
+
+@operation()
+def snapshot_counts(
+    database: Database,
+    record: str,
+    timeout_ms: int = 3000,
+    once: bool = False,
+):
+    """
+    Keep the row count of every table of ``database`` (exact under ``timeout_ms``, else the
+    planner's estimate, each labelled; partitions beneath their table) as JSON in ``record``:
+    the snapshot before a cutover and after it (S4.1; the testinfra checks compare the live
+    database with it). With ``once``, a snapshot already kept is left as it is (the "before" of
+    a run stays the first one measured).
+
+    .. code:: python
+
+        from turnout.database import Database
+        from turnout.operations import validate
+        validate.snapshot_counts(
+            name="Row counts before",
+            database=Database("DATABASE_URL", "/srv/app/.env"),
+            record="/var/lib/turnout/evidence/cutover/20261124T120000Z/outputs/rowcounts_before.json",
+            once=True,
+        )
+    """
+    if once and observe(FileDigest, path=record).get("exists"):
+        host.noop(f"row counts already kept in {record} (the first measurement of this run)")
+        return
+    if not host.state.is_executing:
+        yield from plan_keep(record, f"the row counts of every table of {database}")
+        return
+    counts = observe(RowCounts, database=database, tables=None, timeout_ms=timeout_ms)
+    why = fact_problem(counts, f"count the rows of {database}")
+    if why:
+        yield from unobservable([why])
+        return
+    text = redact(json.dumps({"tables": counts["tables"]}, indent=2, sort_keys=True)) + "\n"
+    yield from keep_text(record, text)

@@ -40,6 +40,7 @@ from turnout.failures import install_one_line_failures
 from turnout.lock import install_interrupt_handler, take_host_lock
 from turnout.memo import observe
 from turnout.preflight import PreflightError, require
+from turnout.runrecord import install_step_clock
 from turnout.settings import Settings, load_settings
 
 
@@ -82,6 +83,15 @@ class Run:
         """``<run_dir>/outputs/<name>``: a step's report."""
         return f"{self.run_dir}/outputs/{name}"
 
+    def artifact(self, name: str) -> str:
+        """``<run_dir>/src_artifacts/<name>``: a dump or backup the run made or was given."""
+        return f"{self.run_dir}/src_artifacts/{name}"
+
+    @property
+    def timestamp(self) -> str:
+        """The run's timestamp (the last component of ``run_dir``)."""
+        return self.run_dir.rstrip("/").rsplit("/", 1)[-1]
+
 
 def start_runbook(task: str, preflight: Preflight | None = None) -> Run:
     """Read the settings, run the pre-flight, fix the evidence directory; see the module
@@ -89,6 +99,7 @@ def start_runbook(task: str, preflight: Preflight | None = None) -> Run:
     ``LockRefused`` when another run holds this host (``turnout.lock``)."""
     install_one_line_failures()
     install_interrupt_handler()
+    install_step_clock(state)
     settings = load_settings(host.data)
     env_file = settings.env_file_path
     run = Run(

@@ -40,6 +40,10 @@ def stack_host(name: str) -> tuple[str, dict]:
             # The rehearsal's source side (``stack.py seed``) and the stand-in for pgvector.
             "rsync_source": str(STACK_DIR / "hosts" / "source" / "assets"),
             "required_extensions": ("pg_trgm",),
+            # The cutover: Alembic runs with the image's venv Python; prod's database is the
+            # compose ``db`` service (dump and restore inside it), staging's is outside compose.
+            "app_python": "python",
+            "db_in_compose": name == "prod",
         },
     )
 

@@ -149,6 +149,7 @@ def run_tool(
     feed: Callable[[IO[bytes]], None] | None = None,
     on_output: Callable[[bytes], None] | None = None,
     clean: Callable[[str], str] | None = None,
+    stdout_path: str | None = None,
 ) -> str:
     """Run a tool with ``argv`` (never a shell) in its own process group, under an optional
     watchdog ``timeout`` that kills the whole group (``pg_dump --jobs`` workers, rsync's ssh);
@@ -156,23 +157,31 @@ def run_tool(
     tool's stdin (else it reads /dev/null). Returns the redacted output; raises ``HostsideError``
     naming the tool and the last output line when the exit code is not in ``ok_codes`` or the
     watchdog fired. Secrets belong in ``env``, never in ``argv``. ``on_output`` sees the output
-    as it arrives (progress); ``clean`` rewrites it before it is logged and returned."""
+    as it arrives (progress); ``clean`` rewrites it before it is logged and returned.
+    ``stdout_path``: the tool's stdout goes to this new file (0600), its stderr is the output."""
     tool = os.path.basename(argv[0])
+    sink = None
+    if stdout_path:
+        sink = os.fdopen(os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
     try:
         process = subprocess.Popen(  # noqa: S603 - argv list, no shell
             argv,
             env=env,
             stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=sink or subprocess.PIPE,
+            stderr=subprocess.PIPE if sink else subprocess.STDOUT,
             start_new_session=True,
         )
     except FileNotFoundError:
         raise HostsideError(f"{tool} is not installed on this host") from None
+    finally:
+        if sink:
+            sink.close()  # the child holds its own descriptor
     chunks: list[bytes] = []
+    output_pipe = process.stderr if sink else process.stdout
 
     def read() -> None:
-        while chunk := process.stdout.read1(1 << 16):
+        while chunk := output_pipe.read1(1 << 16):
             chunks.append(chunk)
             if on_output:
                 try:

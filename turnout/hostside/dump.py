@@ -65,6 +65,36 @@ def pg_tool(pg_bin: str, name: str) -> str:
     return os.path.join(pg_bin, name) if pg_bin else name
 
 
+def tool_argv(params: dict, name: str) -> list[str]:
+    """How to run the libpq tool ``name``: on the host (``pg_bin``), or inside the database's
+    compose service when ``compose_exec`` (``docker compose --env-file … exec -T db``) is given,
+    so the host needs no client tools (S0.8)."""
+    if params.get("compose_exec"):
+        return [*params["compose_exec"], name]
+    return [pg_tool(params.get("pg_bin") or "", name)]
+
+
+def in_container_login(params: dict) -> list[str]:
+    """``--username``/``--dbname`` for a tool inside the database's container: the DSN's user and
+    database, over the container's local socket (no host, no password in argv or environment)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    safe_dsn, _ = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
+    info = conninfo_to_dict(safe_dsn)
+    return [f"--{flag}={info[key]}" for key, flag in (("user", "username"), ("dbname", "dbname"))
+            if info.get(key)]
+
+
+def dump_listing(path: str, params: dict) -> str:
+    """``pg_restore --list`` of the dump at ``path``, run where the tools are (inside the
+    database's container the dump is fed on stdin)."""
+    argv = [*tool_argv(params, "pg_restore"), "--list"]
+    if not params.get("compose_exec"):
+        return run_tool([*argv, path])
+    with open(path, "rb") as source:
+        return run_tool(argv, feed=lambda stdin: shutil.copyfileobj(source, stdin, 1 << 20))
+
+
 def dump_format_of(path: str) -> str | None:
     """``custom`` (a file starting with ``PGDMP``), ``directory`` (a directory with ``toc.dat``),
     or None for anything else."""
@@ -152,7 +182,7 @@ def dump_trusted_record(path: str) -> dict | None:
 
 def dump_verify_and_digest(
     path: str,
-    pg_bin: str,
+    place: dict,
     log_path: str | None = None,
     timeout: float | None = None,
     interval: float | None = None,
@@ -161,14 +191,15 @@ def dump_verify_and_digest(
     --file=/dev/null`` (``--list`` succeeds on a truncated dump). A custom-format file is fed to
     pg_restore on stdin while it is hashed; a directory is hashed, then read back. Raises
     ``HostsideError`` when the read-back fails. With ``interval``, a custom-format read-back
-    prints its progress every ``interval`` seconds."""
-    pg_restore = pg_tool(pg_bin, "pg_restore")
+    prints its progress every ``interval`` seconds. ``place`` says where the tools run
+    (``tool_argv``)."""
+    pg_restore = tool_argv(place, "pg_restore")
     if os.path.isdir(path):
         digest = dump_digest(path)
-        run_tool([pg_restore, "--file=/dev/null", path], log_path=log_path, timeout=timeout)
+        run_tool([*pg_restore, "--file=/dev/null", path], log_path=log_path, timeout=timeout)
         return digest
     digest, total = hashlib.sha256(), 0
-    argv = [pg_restore, "--file=/dev/null"]
+    argv = [*pg_restore, "--file=/dev/null"]
     size = os.path.getsize(path)
     with (
         open(path, "rb") as source,
@@ -197,7 +228,6 @@ def action_dump_info(params: dict) -> dict:
     otherwise it is hashed, and with ``verify`` read back in full (one pass), else ``complete``
     is None. ``full_dump_reads`` says how many times the dump was read whole."""
     path = params["path"]
-    pg_bin = params.get("pg_bin") or ""
     if not os.path.lexists(path):
         return {"path": path, "exists": False, "full_dump_reads": 0}
     info: dict = {
@@ -224,7 +254,7 @@ def action_dump_info(params: dict) -> dict:
         return info
     info.update(recorded=False, trusted=False)
     try:
-        listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", path])
+        listing = dump_listing(path, params)
     except HostsideError as error:
         info.update(tables=0, table_names=[], complete=False, problem=str(error))
         return info
@@ -232,7 +262,7 @@ def action_dump_info(params: dict) -> dict:
     info.update(tables=len(names), table_names=names[:DUMP_TABLE_NAMES_MAX], complete=None)
     if params.get("verify"):
         try:
-            info["sha256"], info["size"] = dump_verify_and_digest(path, pg_bin)
+            info["sha256"], info["size"] = dump_verify_and_digest(path, params)
             info["complete"] = True
         except HostsideError as error:
             info["sha256"], info["size"] = dump_digest(path)
@@ -337,7 +367,9 @@ def action_pg_dump(params: dict) -> dict:
         raise HostsideError(f"dump destination {dest!r} must be an absolute path")
     timeout = float(params.get("timeout_s") or 3600)
     log_path = params.get("log_path")
-    pg_bin = params.get("pg_bin") or ""
+    in_compose = bool(params.get("compose_exec"))
+    if in_compose and fmt != "custom":
+        raise HostsideError("a dump inside the database's container is custom format only")
     safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
     if os.path.lexists(dest) and dump_format_of(dest) is None:
         raise HostsideError(f"{dest} exists and is not a pg_dump archive; nothing replaced")
@@ -345,10 +377,14 @@ def action_pg_dump(params: dict) -> dict:
     os.makedirs(parent, mode=0o700, exist_ok=True)
     dump_remove_stale_partials(dest)
     partial = f"{dest}.partial-{os.getpid()}"
-    argv = [pg_tool(pg_bin, "pg_dump"), "--no-owner", "--no-acl", DUMP_FORMAT_FLAGS[fmt]]
+    argv = [*tool_argv(params, "pg_dump"), "--no-owner", "--no-acl", DUMP_FORMAT_FLAGS[fmt]]
     if fmt == "directory":
         argv.append(f"--jobs={jobs}")
-    argv += [f"--file={partial}", f"--dbname={safe_dsn}"]
+    if in_compose:  # written to our stdout, into the partial file on the host
+        argv += in_container_login(params)
+        env = dict(os.environ)
+    else:
+        argv += [f"--file={partial}", f"--dbname={safe_dsn}"]
     interval = interval_of(params)
     database_bytes = dump_database_bytes(params) if interval else None
     old_umask = os.umask(0o077)  # the dump holds the data: 0600 files, 0700 directory
@@ -359,9 +395,15 @@ def action_pg_dump(params: dict) -> dict:
             lambda seconds: dump_line(dump_path_bytes(partial), database_bytes, seconds),
             log_path,
         ):
-            run_tool(argv, env=env, log_path=log_path, timeout=timeout)
-        sha256, size = dump_verify_and_digest(partial, pg_bin, log_path, timeout, interval)
-        listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", partial])
+            run_tool(
+                argv,
+                env=env,
+                log_path=log_path,
+                timeout=timeout,
+                stdout_path=partial if in_compose else None,
+            )
+        sha256, size = dump_verify_and_digest(partial, params, log_path, timeout, interval)
+        listing = dump_listing(partial, params)
         dump_fsync(partial)
         dump_remove_path(f"{dest}.sha256")
         aside = f"{dest}.replaced-{os.getpid()}"
@@ -395,6 +437,57 @@ def action_pg_dump(params: dict) -> dict:
 
 
 # Restore ------------------------------------------------------------------------------------------
+
+
+# Run at the end of the restore's transaction (RELIABILITY 12): every ascending sequence owned by
+# an integer column (serial, identity) whose next value is not past the column's maximum is set
+# to it, and a NOTICE names it for the marker. Empty tables leave their sequence alone.
+SEQUENCES_PAST_DATA = """DO $turnout$
+DECLARE r record; top bigint; nxt bigint;
+BEGIN
+  FOR r IN
+    SELECT s.oid::regclass AS seq, tn.nspname AS sch, t.relname AS tab, a.attname AS col,
+           ps.seqincrement AS inc
+    FROM pg_depend d
+    JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+    JOIN pg_sequence ps ON ps.seqrelid = s.oid
+    JOIN pg_class t ON t.oid = d.refobjid
+    JOIN pg_namespace tn ON tn.oid = t.relnamespace
+    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0 AND ps.seqincrement > 0
+      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+      AND tn.nspname !~ '^pg_' AND tn.nspname <> 'information_schema'
+  LOOP
+    EXECUTE format('SELECT max(%I) FROM %I.%I', r.col, r.sch, r.tab) INTO top;
+    EXECUTE format('SELECT CASE WHEN is_called THEN last_value + %s ELSE last_value END FROM %s',
+                   r.inc, r.seq) INTO nxt;
+    IF top IS NOT NULL AND nxt <= top THEN
+      PERFORM setval(r.seq, top, true);
+      RAISE NOTICE 'turnout-sequence %', json_build_object(
+        'sequence', r.seq::text, 'column', format('%s.%s.%s', r.sch, r.tab, r.col),
+        'max', top, 'next_value', nxt);
+    END IF;
+  END LOOP;
+END
+$turnout$;"""
+SEQUENCE_NOTICE = "turnout-sequence "
+
+
+def sequences_advanced(psql_output: str) -> list[dict]:
+    """The sequences ``SEQUENCES_PAST_DATA`` moved past their column's data, from psql's NOTICEs.
+
+    >>> sequences_advanced('NOTICE:  turnout-sequence {"sequence" : "s", "max" : 3}')
+    [{'sequence': 's', 'max': 3}]
+    """
+    found = []
+    for line in psql_output.splitlines():
+        if SEQUENCE_NOTICE in line:
+            try:
+                found.append(json.loads(line.split(SEQUENCE_NOTICE, 1)[1]))
+            except ValueError:
+                continue
+    return found
 
 
 def pg_sequence_behind(
@@ -526,14 +619,19 @@ def restore_pipeline(
     log_path: str | None,
     timeout: float,
     progress: tuple[float | None, int] = (None, 0),
-) -> None:
+    frame: tuple[str, str] = ("", ""),
+    stdin_path: str | None = None,
+) -> str:
     """``pg_restore -f -`` (the dump as SQL) fed to ``psql --single-transaction -v
     ON_ERROR_STOP=1``, each in its own process group under one watchdog. psql sees the end of
     its input (and commits) only when pg_restore finished cleanly; on any failure psql is killed
     first, so nothing is committed. Only psql gets the password (``psql_env``). Raises
     ``HostsideError`` with the real cause: psql's first ``ERROR:`` line, or pg_restore's.
     ``progress`` (interval, TABLE DATA entries of the TOC): the copy loop counts the script's
-    bytes and table-data headers, printed every interval."""
+    bytes and table-data headers, printed every interval. ``frame`` (head, tail): SQL written to
+    psql before pg_restore's script and — only when pg_restore exited 0 — after it (the
+    transaction's ``BEGIN``/``COMMIT``). ``stdin_path``: a file fed to pg_restore's stdin (a dump
+    streamed into a container). Returns psql's redacted output."""
     psql = subprocess.Popen(  # noqa: S603 - argv list, no shell
         psql_argv,
         env=psql_env,
@@ -542,9 +640,10 @@ def restore_pipeline(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    restore_stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
     restore = subprocess.Popen(  # noqa: S603 - argv list, no shell
         restore_argv,
-        stdin=subprocess.DEVNULL,
+        stdin=restore_stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -577,12 +676,14 @@ def restore_pipeline(
         for reader in readers:
             reader.start()
         with ticker:  # until psql is done: indexes and constraints come after the data
-            restore_pump(restore, psql, seen)
+            fed = restore_feed(psql, frame[0])
+            if fed:
+                restore_pump(restore, psql, seen)
             restore_code = restore.wait()
             seen["fed"] = True
-            if restore_code == 0 and not fired.is_set():
+            if fed and restore_code == 0 and not fired.is_set() and restore_feed(psql, frame[1]):
                 try:
-                    psql.stdin.close()  # the end of the script: psql commits
+                    psql.stdin.close()  # the end of the script, after COMMIT
                 except BrokenPipeError:
                     pass
             else:
@@ -596,9 +697,22 @@ def restore_pipeline(
         raise
     finally:
         timer.cancel()
+        if stdin_path:
+            restore_stdin.close()
     restore_failure(restore_argv, psql_argv, outputs, (restore_code, psql.returncode), fired)
     if log_path:
         restore_log(log_path, restore_argv, psql_argv, outputs, (restore_code, psql.returncode))
+    return restore_texts(outputs)[0]
+
+
+def restore_feed(psql: subprocess.Popen, text: str) -> bool:
+    """Write ``text`` (SQL of ours) to psql; False when psql stopped reading (it failed)."""
+    try:
+        psql.stdin.write(text.encode())
+        psql.stdin.flush()
+    except (BrokenPipeError, ValueError):
+        return False
+    return True
 
 
 def restore_pump(
@@ -657,10 +771,10 @@ def action_pg_restore(params: dict) -> dict:
     ``restore_preamble``), so a failure changes nothing — neither the database nor the marker
     of the last successful restore, which is replaced only after success."""
     dump, marker = params["dump"], params["marker"]
-    pg_bin = params.get("pg_bin") or ""
     log_path = params.get("log_path")
     timeout = float(params.get("timeout_s") or 3600)
     interval = interval_of(params)
+    in_compose = bool(params.get("compose_exec"))
     if not os.path.lexists(dump):
         raise HostsideError(f"dump {dump} does not exist on this host; run the dump step first")
     if dump_format_of(dump) is None:
@@ -672,10 +786,12 @@ def action_pg_restore(params: dict) -> dict:
         sha256 = trusted["sha256"]
     else:
         try:
-            sha256, _ = dump_verify_and_digest(dump, pg_bin, log_path, timeout, interval)
+            sha256, _ = dump_verify_and_digest(dump, params, log_path, timeout, interval)
         except HostsideError as error:
             raise HostsideError(f"dump {dump} is unreadable, target untouched: {error}") from None
-    listing = run_tool([pg_tool(pg_bin, "pg_restore"), "--list", dump])
+    if in_compose and dump_format_of(dump) != "custom":
+        raise HostsideError("a restore inside the database's container takes a custom-format dump")
+    listing = dump_listing(dump, params)
     safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
     terminated, failures = 0, []
     with pg_connect(params) as conn:
@@ -685,27 +801,38 @@ def action_pg_restore(params: dict) -> dict:
             terminated, failures = pg_terminate_others(conn)
         preamble = restore_preamble(conn, listing, bool(params.get("drop_schema")))
     restore_argv = [
-        pg_tool(pg_bin, "pg_restore"),
+        *tool_argv(params, "pg_restore"),
         "--no-owner",
         "--no-acl",
         "--clean",
         "--if-exists",
         "--exit-on-error",
         "--file=-",
-        dump,
     ]
-    psql_argv = [
-        pg_tool(pg_bin, "psql"),
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "--single-transaction",
-    ]
-    psql_argv += [f"--dbname={safe_dsn}"] + (["-c", preamble] if preamble else []) + ["-f", "-"]
+    psql_argv = [*tool_argv(params, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    if in_compose:  # both tools inside the database's container; the dump is streamed in
+        psql_argv += [*in_container_login(params), "-f", "-"]
+        env = dict(os.environ)
+    else:
+        restore_argv.append(dump)
+        psql_argv += [f"--dbname={safe_dsn}", "-f", "-"]
+    # One explicit transaction: psql gets COMMIT only after pg_restore exited 0. Input cut short
+    # (psql killed, or a container's stdin closed) ends psql inside an open transaction: rolled
+    # back — where ``--single-transaction`` would commit at the end of a partial script.
+    frame = (
+        f"BEGIN;\n{preamble}\n",
+        f"\nSET client_min_messages = notice;\n{SEQUENCES_PAST_DATA}\nCOMMIT;\n",
+    )
     try:
-        restore_pipeline(
-            restore_argv, psql_argv, env, log_path, timeout, (interval, toc_table_data(listing))
+        psql_text = restore_pipeline(
+            restore_argv,
+            psql_argv,
+            env,
+            log_path,
+            timeout,
+            (interval, toc_table_data(listing)),
+            frame=frame,
+            stdin_path=dump if in_compose else None,
         )
     except HostsideError as error:
         hint = f" ({len(failures)} session(s) could not be terminated)" if failures else ""
@@ -713,6 +840,7 @@ def action_pg_restore(params: dict) -> dict:
             f"restore into {target} failed and was rolled back, nothing changed (the marker of "
             f"the last restore is kept){hint}: {error}"
         ) from None
+    advanced = sequences_advanced(psql_text)
     with pg_connect(params) as conn:
         problems = pg_sequence_problems(conn)
     if log_path and (problems or failures):
@@ -725,6 +853,7 @@ def action_pg_restore(params: dict) -> dict:
         "target": target,
         "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "dropped_schema": bool(params.get("drop_schema")),
+        "sequences_advanced": advanced,
         "sequence_problems": problems,
     }
     marker_dir = os.path.dirname(os.path.abspath(marker))

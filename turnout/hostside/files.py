@@ -1,6 +1,7 @@
 """Host-side file actions: modes of paths, directories with a given mode, evidence files."""
 
 import hashlib
+import json
 import os
 import stat
 import sys
@@ -69,3 +70,31 @@ def action_write_file(params: dict) -> dict:
         os.unlink(tmp)
         raise HostsideError(f"cannot write {path}: {error.strerror}") from None
     return {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def action_read_json(params: dict) -> dict:
+    """The JSON document at ``path`` (an evidence record): ``data`` None when absent; a file that
+    is not JSON answers ``problem``."""
+    path = params["path"]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {"path": path, "exists": True, "data": json.load(handle)}
+    except FileNotFoundError:
+        return {"path": path, "exists": False, "data": None}
+    except (OSError, ValueError) as error:
+        return {"path": path, "exists": True, "data": None, "problem": str(error)}
+
+
+def action_tree_stats(params: dict) -> dict:
+    """Regular files and their bytes under directory ``path`` (symlinks not followed)."""
+    path = params["path"]
+    if not os.path.isdir(path):
+        return {"path": path, "exists": os.path.lexists(path), "files": 0, "bytes": 0}
+    files = size = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            st = os.lstat(os.path.join(root, name))
+            if stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+    return {"path": path, "exists": True, "files": files, "bytes": size}

@@ -39,6 +39,9 @@ FACT_ACTIONS = {
     "restore_marker": ("dump", "action_restore_marker"),
     "path_modes": ("files", "action_path_modes"),
     "file_digest": ("files", "action_file_digest"),
+    "read_json": ("files", "action_read_json"),
+    "sqlite_backup_info": ("sqlite", "action_sqlite_backup_info"),
+    "tree_stats": ("files", "action_tree_stats"),
     "http_health": ("web", "action_http_health"),
     "swap_plan": ("swap", "action_swap_plan"),
     "swap_back_plan": ("swap", "action_swap_back_plan"),
@@ -46,6 +49,7 @@ FACT_ACTIONS = {
 OPERATION_ACTIONS = {
     "pg_dump": ("dump", "action_pg_dump"),
     "pg_restore": ("dump", "action_pg_restore"),
+    "sqlite_backup": ("sqlite", "action_sqlite_backup"),
     "rsync_mirror": ("assets", "action_rsync_mirror"),
     "http_health_wait": ("web", "action_http_health_wait"),
     "make_dirs": ("files", "action_make_dirs"),

@@ -1,0 +1,160 @@
+"""Production cutover (S0): freeze → backup → restore-assets → restore-db → migrate → up → health
+→ smoke, each step chosen with ``steps`` (default: all, always in this order).
+
+    pyinfra inventories/prod.py deploys/cutover.py --dry                 # the plan
+    pyinfra inventories/prod.py deploys/cutover.py --data steps=freeze,backup,migrate,up,health
+    pyinfra inventories/prod.py deploys/cutover.py --data i_know_what_im_doing=true \\
+        --data src_dump=/srv/backups/app.src.dump --data src_assets=/srv/backups/app.data.tar.gz
+
+- freeze: stop the writers (``freeze_services``) on every app host, before the backup starts;
+- backup: ``pg_dump -Fc`` of the app's database into ``src_artifacts/baseline.dump`` (inside
+  the ``db`` container with ``db_in_compose``; the SQLite backup API with ``sqlite_path``), read
+  back in full and recorded by sha256, and the row counts before;
+- restore-assets (``src_assets``; destructive): the tarball checked member by member, unpacked
+  beside the live tree and swapped in; the old tree stays as ``<assets_dir>.prev_<ts>``;
+- restore-db (``src_dump``; destructive): ``pg_restore --clean --if-exists`` in one transaction
+  (inside the ``db`` container with ``db_in_compose``), other sessions terminated first;
+- migrate: ``alembic upgrade head`` inside the app's service (``app_python``), the revisions
+  before and after kept; runs once, where the database's host is;
+- up, health (the expected ``db_backend`` and the Alembic head), smoke (log in, core and
+  admin-only endpoints, WebSocket) on every app host.
+
+Hosts: ``app_hosts_group`` names the app hosts and ``db_hosts_group`` the host of backup,
+restore-db and migrate (both unset: one host does everything). The destructive steps refuse the
+whole run, before any step, unless released with ``--data i_know_what_im_doing=true``. The run
+leaves ``<evidence_root>/cutover/<ts>/`` (``run.json``, ``logs/``, ``outputs/``,
+``src_artifacts/``); a pinned ``evidence_timestamp`` makes a rerun change nothing.
+"""
+
+from pyinfra import host
+from pyinfra.operations import files
+
+from turnout import cutover
+from turnout.operations import alembic, assets, compose, db, evidence, http, smoke, swap, validate
+from turnout.runbook import Preflight, start_runbook
+
+plan = cutover.plan_for_host(host)
+run = start_runbook("cutover", Preflight(databases=plan.databases))
+plan = cutover.check_plan(run, plan)
+settings = run.settings
+app = cutover.compose_where(settings)
+
+evidence.directory(name="Evidence directory", path=run.run_dir)
+files.directory(name="State directory", path=run.state_dir, mode="700")
+evidence.install_failed_record(f"{run.run_dir}/run.json", plan.record)
+
+for step, why in plan.skipped:
+    evidence.skipped(name=f"Step {step}", step=step, why=why)
+
+frozen: tuple[str, ...] = ()
+if plan.runs("freeze"):
+    compose.freeze(
+        name="Freeze: stop the writers",
+        services=settings.freeze_services,
+        unless=lambda: cutover.freeze_not_needed(run, plan),
+        **app,
+    )
+    frozen = () if cutover.freeze_not_needed(run, plan) else settings.freeze_services
+
+if plan.runs("backup"):
+    if settings.sqlite_path:
+        db.sqlite_backup(
+            name="Baseline backup (SQLite backup API)",
+            source=settings.sqlite_path,
+            dest=run.artifact("baseline.sqlite3"),
+        )
+    else:
+        validate.snapshot_counts(
+            name="Row counts before",
+            database=run.target,
+            record=run.output("rowcounts_before.json"),
+            timeout_ms=settings.count_timeout_ms,
+            once=True,
+        )
+        db.dump(
+            name="Baseline backup (pg_dump)",
+            source=run.target,
+            dest=run.artifact("baseline.dump"),
+            log_path=run.log("pg_dump.log"),
+            progress_interval_s=settings.progress_interval_s,
+            compose_exec=plan.db_exec,
+        )
+
+if plan.runs("restore-assets"):
+    swap.restore_tarball(
+        name="Restore assets (swap in the tarball)",
+        tarball=settings.src_assets,
+        dest=settings.assets_dir,
+        marker=f"{run.state_dir}/assets-swap.json",
+        timestamp=run.timestamp,
+        log_path=run.log("assets.log"),
+    )
+
+if plan.runs("restore-db"):
+    db.restore(
+        name="Restore the database",
+        dump=settings.src_dump,
+        into=run.target,
+        marker=f"{run.state_dir}/restored-{settings.target_dsn_env}.json",
+        log_path=run.log("pg_restore.log"),
+        progress_interval_s=settings.progress_interval_s,
+        policy=settings.restore,
+        compose_exec=plan.db_exec,
+    )
+
+if plan.runs("migrate"):
+    alembic.record(
+        name="Alembic revision before",
+        path=run.output("alembic_before.json"),
+        once=True,
+        **app,
+        service=settings.app_service,
+        app_python=settings.app_python,
+    )
+    alembic.upgrade(
+        name="Migrate (alembic upgrade head)",
+        after_restore=plan.runs("restore-db"),
+        **app,
+        service=settings.app_service,
+        app_python=settings.app_python,
+    )
+    alembic.record(
+        name="Alembic revision after",
+        path=run.output("alembic_after.json"),
+        **app,
+        service=settings.app_service,
+        app_python=settings.app_python,
+    )
+    validate.snapshot_counts(
+        name="Row counts after",
+        database=run.target,
+        record=run.output("rowcounts_after.json"),
+        timeout_ms=settings.count_timeout_ms,
+        once=True,
+    )
+
+if plan.runs("up"):
+    compose.up(name="Compose up", stopped_before=frozen, **app)
+    compose.record_state(name="Record compose ps", path=run.output("compose_ps.json"), **app)
+
+if plan.runs("health"):
+    http.health(
+        name="Health",
+        url=settings.base_url + settings.health_path,
+        expect=plan.health_expect,
+        retries=settings.health_retries,
+        timeout=settings.http_timeout_s,
+        record=run.output("health.json"),
+    )
+
+if plan.runs("smoke"):
+    smoke.core(name="Smoke: core", **plan.smoke, record=run.output("smoke.json"))
+
+if plan.app_host and settings.assets_dir and plan.runs("restore-assets"):
+    assets.record_tree(
+        name="Assets after", path=settings.assets_dir, record=run.output("assets_after.json")
+    )
+
+evidence.run_record(
+    name="Run record", path=f"{run.run_dir}/run.json", run=plan.record, records=plan.records
+)

@@ -1,0 +1,136 @@
+"""The run's audit record, ``<run_dir>/run.json`` (S0.3, S2.9): who ran which steps, when, with
+what outcome, the revisions before and after and the artifacts by sha256.
+
+A state callback (``StepClock``, installed by ``start_runbook``) notes when each operation
+starts and ends on each host. The runbook's last step (``evidence.run_record``) writes the
+record; a step that fails writes it at once with the failed step named (``exit`` is then
+``"failed"``), so a run that stops half-way still leaves its record.
+
+Rerun rule (idempotency): a step's entry is replaced only when the step changed something in
+this run, or has no entry yet; a rerun that changes nothing leaves ``run.json`` as it was.
+
+    from turnout.runrecord import build_record
+    build_record(previous=None, steps=[...], run={...})
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from typing import Any
+
+from pyinfra.api.state import BaseStateCallback
+
+
+def now() -> str:
+    """UTC time, to the second: ``2026-11-24T12:00:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def operator_name(setting: str | None = None) -> str:
+    """Who runs turnout: the ``operator_name`` setting, else ``$SUDO_USER``, else ``$USER``
+    (else the login name) of the control machine."""
+    return (
+        setting
+        or os.environ.get("SUDO_USER")
+        or os.environ.get("USER")
+        or getpass.getuser()
+    )
+
+
+class StepClock(BaseStateCallback):
+    """Start and end time of each operation on each host (``state._turnout_clock``)."""
+
+    @staticmethod
+    def operation_host_start(state: Any, host: Any, op_hash: Any) -> None:
+        clock(state).setdefault(host.name, {})[op_hash] = {"start": now()}
+
+    @staticmethod
+    def operation_host_success(state: Any, host: Any, op_hash: Any, retry_count: int = 0) -> None:
+        clock(state).setdefault(host.name, {}).setdefault(op_hash, {}).update(
+            end=now(), status="ok"
+        )
+
+    @staticmethod
+    def operation_host_error(state: Any, host: Any, op_hash: Any, *args: Any) -> None:
+        clock(state).setdefault(host.name, {}).setdefault(op_hash, {}).update(
+            end=now(), status="failed"
+        )
+        writer = getattr(host, "_turnout_failed_record", None)
+        if writer:
+            writer(state, host, op_hash)
+
+
+def clock(state: Any) -> dict:
+    """The clock of this run (created on first use)."""
+    times = getattr(state, "_turnout_clock", None)
+    if times is None:
+        times = {}
+        state._turnout_clock = times
+    return times
+
+
+def install_step_clock(state: Any) -> None:
+    """Start noting step times (once per run)."""
+    if not getattr(state, "_turnout_clock_installed", False):
+        state._turnout_clock_installed = True
+        clock(state)
+        state.add_callback_handler(StepClock())
+
+
+def steps_so_far(state: Any, host: Any) -> list[dict]:
+    """This host's operations that ran so far in this run, in order: name, start, end, whether
+    they changed something, ok/failed."""
+    times = clock(state).get(host.name, {})
+    steps = []
+    for op_hash in state.get_op_order():
+        if op_hash not in times:
+            continue
+        meta = state.get_op_data_for_host(host, op_hash).operation_meta
+        name = ", ".join(state.get_op_meta(op_hash).names) or "Operation"
+        entry = dict(times[op_hash])
+        complete = meta.is_complete()
+        entry["changed"] = bool(complete and meta.did_change())
+        if entry.get("status") == "failed":
+            entry["changed"] = True  # a failed step may have changed something: always recorded
+        steps.append({"name": name, **entry})
+    return steps
+
+
+def build_record(previous: dict | None, steps: list[dict], run: dict) -> dict:
+    """The record to keep: ``run`` (task, timestamp, operator, revisions, artifacts…) with the
+    steps merged into the previous record's by the rerun rule (see the module docstring).
+
+    >>> first = build_record(None, [{"name": "Freeze", "start": "a", "end": "b",
+    ...                              "changed": True, "status": "ok"}], {"task": "cutover"})
+    >>> again = build_record(first, [{"name": "Freeze", "start": "c", "end": "d",
+    ...                               "changed": False, "status": "ok"}], {"task": "cutover"})
+    >>> again == first
+    True
+    """
+    previous = previous or {}
+    kept = dict(previous.get("steps") or {})
+    changed = False
+    for step in steps:
+        name = step["name"]
+        entry = {k: step.get(k) for k in ("start", "end", "changed", "status")}
+        if step.get("changed") or name not in kept:
+            changed = changed or kept.get(name) != entry
+            kept[name] = entry
+    record = {**run, "steps": kept}
+    if changed or not previous:
+        starts = [s["start"] for s in steps if s.get("start")]
+        ends = [s["end"] for s in steps if s.get("end")]
+        record["started_at"] = min(starts) if starts else now()
+        record["ended_at"] = max(ends) if ends else now()
+    else:
+        record["started_at"] = previous.get("started_at")
+        record["ended_at"] = previous.get("ended_at")
+    return record
+
+
+def record_text(record: dict) -> str:
+    """The record as kept: indented, keys sorted, one trailing newline."""
+    return json.dumps(record, indent=2, sort_keys=True) + "\n"
