@@ -68,6 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     inventory = config.getoption("--inventory")
+    if not inventory and not asked_for(config):
+        # Found while collecting a parent directory (``pytest tests``): without an inventory
+        # the checks are left out (an empty parameter set is a skip).
+        config.stash[HOSTS] = []
+        return
     if not inventory:
         raise pytest.UsageError("tests/cutover needs --inventory <pyinfra inventory file>")
     try:
@@ -79,6 +84,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"no host of {inventory} matches --limit")
     config.stash[HOSTS] = hosts
     config.stash[WORKDIR] = Path(tempfile.mkdtemp(prefix="turnout-cutover-"))
+
+
+def asked_for(config: pytest.Config) -> bool:
+    """Whether the command line names this directory or something in it."""
+    here = Path(__file__).resolve().parent
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == here or here in path.parents:
+            return True
+    return False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
