@@ -714,15 +714,19 @@ def identity(marker: dict | None) -> dict | None:
     return {key: marker.get(key) for key in ("sha256", "tarball", "tarball_stat")}
 
 
-def restore_record(options: dict, sha256: str, scan: Scan, aside: str | None, old: dict | None):
+def restore_record(
+    options: dict, digest: tuple[str, str], scan: Scan, aside: str | None, old: dict | None
+) -> dict:
+    """The marker of a restore: ``digest`` is the tarball's (sha256, stat signature taken before
+    it was read)."""
     layout = options["layout"]
     return {
         "kind": "restore",
         "dest": layout.dest,
         "ts": options["ts"],
-        "sha256": sha256,
+        "sha256": digest[0],
         "tarball": options["tarball"],
-        "tarball_stat": tarball_signature(options["tarball"]),
+        "tarball_stat": digest[1],
         "files": scan.files,
         "bytes": scan.bytes,
         "prev": aside,
@@ -747,7 +751,8 @@ def data_filter(names: dict[int, str]) -> Callable:
 
 def extract(tar: tarfile.TarFile, scan: Scan, staging: str, counts: dict) -> None:
     """Extract the checked members into ``staging`` (the ``data`` filter applied again), then
-    sync it to disk. Fault points ``mid_extract`` and ``extracted``."""
+    sync it to disk (``sync(2)``: one call rather than an fsync per file). Fault points
+    ``mid_extract`` and ``extracted``."""
     names = {id(member): name for member, name in scan.members}
     chosen = data_filter(names)
     middle = len(scan.members) // 2
@@ -777,9 +782,10 @@ def extraction_failure(error: BaseException, options: dict, staging: str) -> Hos
     return HostsideError(f"cannot extract {options['tarball']} into {staging}: {reason}; {after}")
 
 
-def stage(tar: tarfile.TarFile, scan: Scan, options: dict, journal: dict) -> None:
-    """Journal the staging tree, extract into it; on any failure (disk full, a signal) remove it
-    and the journal, and raise one line."""
+def stage(tar: tarfile.TarFile, scan: Scan, options: dict, journal: dict, record: dict) -> None:
+    """Journal the staging tree, extract into it, sync it, journal it ``ready`` (with the marker
+    ``record`` to write once live); on any failure before that (disk full, a signal) remove it and
+    the journal, and raise one line."""
     layout, staging = options["layout"], journal["incoming"]
     write_journal(layout, journal)
     counts = {"files": 0, "bytes": 0}
@@ -798,6 +804,7 @@ def stage(tar: tarfile.TarFile, scan: Scan, options: dict, journal: dict) -> Non
         fault("before_extract")
         with Ticker("swap_restore", interval_of(options["params"]), status, options["log_path"]):
             extract(tar, scan, staging, counts)
+        write_journal(layout, {**journal, "phase": "ready", "marker": record})
     except BaseException as error:
         remove_tree(staging)
         drop_journal(layout)
@@ -830,7 +837,15 @@ def swap_in(layout: Layout, incoming: str, aside: str | None) -> None:
 
 
 def finish(layout: Layout, marker_path: str, record: dict) -> None:
-    write_marker(marker_path, record)
+    """Record what is live, then drop the journal (a failed marker write keeps the journal: the
+    next run writes the marker)."""
+    try:
+        write_marker(marker_path, record)
+    except OSError as error:
+        raise HostsideError(
+            f"{layout.dest} is swapped but the marker {marker_path} cannot be written: "
+            f"{error.strerror}; the journal is kept and the next run writes it"
+        ) from None
     fault("before_journal_removal")
     drop_journal(layout)
 
@@ -861,13 +876,14 @@ def action_swap_restore(params: dict) -> dict:
         with swap_lock(layout):
             recovered = recover(layout)
             marker = read_marker(options["marker"], layout)
+            signature = tarball_signature(options["tarball"])
             sha256 = trusted_sha256(options["tarball"], marker) or tarball_sha256(
                 options["tarball"]
             )
             if up_to_date(marker, sha256, layout):
                 return unchanged_answer(options, sha256, recovered)
             aside = layout.prev(ts) if os.path.lexists(layout.dest) else None
-            refuse_swap(layout, aside, layout.staging(ts))
+            refuse_swap(layout, aside, layout.staging(ts), options["marker"])
             journal = {
                 "kind": "restore",
                 "phase": "extracting",
@@ -878,9 +894,8 @@ def action_swap_restore(params: dict) -> dict:
                 "marker_path": options["marker"],
                 "marker": None,
             }
-            stage(tar, scan, options, journal)
-            record = restore_record(options, sha256, scan, aside, marker)
-            write_journal(layout, {**journal, "phase": "ready", "marker": record})
+            record = restore_record(options, (sha256, signature), scan, aside, marker)
+            stage(tar, scan, options, journal, record)
             fault("ready")
             swap_in(layout, journal["incoming"], aside)
             finish(layout, options["marker"], record)
@@ -894,10 +909,22 @@ def action_swap_restore(params: dict) -> dict:
     }
 
 
-def refuse_swap(layout: Layout, aside: str | None, incoming: str) -> None:
+def marker_problem(path: str) -> str | None:
+    """Why the marker could not be written after the swap (its directory is made here)."""
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as error:
+        return f"the marker's directory {directory} cannot be made: {error.strerror}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"the marker's directory {directory} is not writable by this user"
+    return None
+
+
+def refuse_swap(layout: Layout, aside: str | None, incoming: str, marker: str) -> None:
     """HostsideError when the swap cannot be done by rename (EXDEV), the live path is not a
-    directory, or where the live tree would go is taken."""
-    problem = filesystem_problem(layout, layout.dest, incoming)
+    directory, where the live tree would go is taken, or the marker cannot be written."""
+    problem = filesystem_problem(layout, layout.dest, incoming) or marker_problem(marker)
     if problem is None and os.path.lexists(layout.dest) and not is_dir(layout.dest):
         problem = f"{layout.dest} is not a directory"
     if problem is None and aside and os.path.lexists(aside):
@@ -1124,7 +1151,7 @@ def action_swap_back(params: dict) -> dict:
         if reason:
             return {"changed": recovered is not None, "recovered": recovered, "reason": reason}
         prev = chosen_prev(options, marker)
-        refusal = swap_back_refusal(options, prev)
+        refusal = swap_back_refusal(options, prev) or marker_problem(options["marker"])
         if refusal:
             raise HostsideError(f"cannot swap back {layout.dest}: {refusal}; {NOTHING_CHANGED}")
         failed = layout.failed(ts) if os.path.lexists(layout.dest) else None
