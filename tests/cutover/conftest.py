@@ -7,9 +7,10 @@ Not part of the default suite (``testpaths`` leaves ``tests/cutover`` out): it c
 Every test runs once per inventory host (``cutover_hosts.py``: pyinfra's loader, group data
 merged, strict host keys). What the checks read from the host's data: ``docker_bin``,
 ``env_file``, ``compose_file``, ``compose_project``, ``cutover_services`` (default: those of
-``db api worker`` the compose file defines), ``hostside_python``, ``base_url``, ``health``,
-``health_path``, ``health_status``, ``health_expect``, ``assets_dir``, ``evidence_root``,
-``db_in_compose``, ``db_service``, ``target_dsn_env``, ``allowed_row_diff``,
+``db api worker`` the compose file defines; not a turnout setting: give it with ``--data`` or
+list it in ``extra_data_keys``), ``hostside_python``, ``base_url``, ``health``,
+``health_path``, ``health_status``, ``health_expect``, ``http_timeout_s``, ``assets_dir``,
+``evidence_root``, ``db_in_compose``, ``db_service``, ``target_dsn_env``, ``allowed_row_diff``,
 ``require_exact_counts``. The last cutover's evidence is ``<evidence_root>/cutover/<ts>`` (the
 latest by name, or ``--cutover-timestamp``).
 """

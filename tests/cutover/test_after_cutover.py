@@ -67,7 +67,7 @@ def test_health_reports_the_new_revision(target) -> None:
     if not s.health:
         pytest.skip("health=false: the app has no health endpoint")
     url = s.base_url.rstrip("/") + s.health_path
-    answer = target.probe("health", url=url, timeout=getattr(s, "health_timeout_s", 10))
+    answer = target.probe("health", url=url, timeout=s.http_timeout_s)
     assert "error" not in answer, f"{target.name}: {url} unreachable: {answer.get('error')}"
     status = getattr(s, "health_status", 200)
     assert answer["status"] == status, f"{target.name}: {url} answered {answer['status']}"
