@@ -191,3 +191,14 @@ def test_credentials_are_asked_without_echo_on_a_terminal() -> None:
     creds = smoke_credentials({}, interactive=True, ask=ask)
     assert (creds.admin.email, creds.admin.password) == ("admin@x.test", "typed-pw")
     assert len(asked) == 2
+
+
+def test_http_loggers_never_log_requests() -> None:
+    import logging
+
+    from turnout.smoke import quiet_http_loggers
+
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    quiet_http_loggers()
+    for name in ("httpx", "httpcore", "websockets", "websockets.client"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
