@@ -77,3 +77,19 @@ class TreeStats(HostsideFact):
 
     def command(self, path: str) -> StringCommand:
         return hostside_command("tree_stats", {"path": path})
+
+
+class RunRecords(HostsideFact):
+    """
+    The runs of a runbook on the host that left a ``run.json``, oldest first by start time.
+
+    .. code:: python
+
+        from turnout.facts.evidence import RunRecords
+        runs = host.get_fact(RunRecords, root="/var/lib/turnout/evidence", task="cutover")
+        # {"ok": True, "runs": [{"timestamp": "20261124T120000Z", "run_dir": "…",
+        #                        "started_at": "2026-11-24T12:00:03Z", "exit": 0}]}
+    """
+
+    def command(self, root: str, task: str) -> StringCommand:
+        return hostside_command("run_records", {"root": root, "task": task})

@@ -198,22 +198,26 @@ def alembic_head(settings: Settings) -> str:
 
 
 def freeze_not_needed(run: Any, plan: CutoverPlan) -> str | None:
-    """Why the writers need not be stopped again (None: they must be): this run (its pinned
-    timestamp) completed already — its ``run.json`` says ``exit`` 0 for the same steps and
-    inputs — and none of the steps that need the writers stopped has anything left to do on
-    this host. A rerun of a completed cutover then changes nothing."""
-    from turnout.memo import observe
+    """Why the writers need not be stopped again (None: they must be): see ``completed_run``,
+    with the cutover's steps that need a freeze (``pending_writes``)."""
+    return completed_run(
+        run,
+        {k: plan.record.get(k) for k in ("steps_chosen", "src_dump", "src_assets")},
+        lambda: pending_writes(run, plan),
+    )
 
+
+def completed_run(run: Any, same: dict, pending: Any) -> str | None:
+    """A reason to leave the writers running, or None: this run (its pinned timestamp) completed
+    already — its ``run.json`` says ``exit`` 0 with the same values for ``same`` — and
+    ``pending()`` (the steps needing the writers stopped that still have work on this host) is
+    empty. A rerun of a completed runbook then changes nothing."""
     previous = _json(observe_json(f"{run.run_dir}/run.json"))
     if not previous or previous.get("exit") != 0:
         return None
-    same = all(
-        previous.get(k) == plan.record.get(k) for k in ("steps_chosen", "src_dump", "src_assets")
-    )
-    if not same:
+    if any(previous.get(key) != value for key, value in same.items()):
         return None
-    pending = pending_writes(run, plan, observe)
-    if pending:
+    if pending():
         return None
     return f"this run ({run.timestamp}) completed already and nothing needing a freeze is left"
 
@@ -230,11 +234,12 @@ def _json(found: dict) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def pending_writes(run: Any, plan: CutoverPlan, observe: Any) -> list[str]:
+def pending_writes(run: Any, plan: CutoverPlan) -> list[str]:
     """The steps on this host that need the writers stopped and still have work to do."""
     from turnout.facts.alembic import AlembicStatus
     from turnout.facts.dump import DumpInfo, RestoreMarker, SqliteBackup
     from turnout.facts.swap import AssetSwapPlan
+    from turnout.memo import observe
     from turnout.operations.alembic import service_running
 
     settings = run.settings

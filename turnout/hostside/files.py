@@ -98,3 +98,31 @@ def action_tree_stats(params: dict) -> dict:
                 files += 1
                 size += st.st_size
     return {"path": path, "exists": True, "files": files, "bytes": size}
+
+
+def action_run_records(params: dict) -> dict:
+    """The runs of ``task`` under ``root`` (``<root>/<task>/<ts>/run.json``): each run's
+    timestamp, start and exit, oldest first by start."""
+    task_dir = os.path.join(params["root"], params["task"])
+    runs = []
+    try:
+        names = sorted(os.listdir(task_dir))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        try:
+            with open(os.path.join(task_dir, name, "run.json"), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            runs.append(
+                {
+                    "timestamp": name,
+                    "run_dir": os.path.join(task_dir, name),
+                    "started_at": record.get("started_at") or "",
+                    "exit": record.get("exit"),
+                }
+            )
+    runs.sort(key=lambda run: (run["started_at"], run["timestamp"]))
+    return {"runs": runs}

@@ -40,6 +40,7 @@ FACT_ACTIONS = {
     "path_modes": ("files", "action_path_modes"),
     "file_digest": ("files", "action_file_digest"),
     "read_json": ("files", "action_read_json"),
+    "run_records": ("files", "action_run_records"),
     "sqlite_backup_info": ("sqlite", "action_sqlite_backup_info"),
     "tree_stats": ("files", "action_tree_stats"),
     "http_health": ("web", "action_http_health"),
