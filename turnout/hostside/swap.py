@@ -735,8 +735,10 @@ def restore_record(
     }
 
 
-def up_to_date(marker: dict | None, sha256: str | None, layout: Layout) -> bool:
-    return bool(marker and sha256 and marker.get("sha256") == sha256 and is_dir(layout.dest))
+def up_to_date(marker: dict | None, sha256: str | None, live: str | None) -> bool:
+    """Whether the marker names this tarball's sha256 and a tree is ``live`` (its path)."""
+    same = bool(marker and sha256 and marker.get("sha256") == sha256)
+    return same and live is not None and is_dir(live)
 
 
 def data_filter(names: dict[int, str]) -> Callable:
@@ -869,7 +871,7 @@ def action_swap_restore(params: dict) -> dict:
     if not os.path.lexists(layout.journal):
         marker = read_marker(options["marker"], layout)
         trusted = trusted_sha256(options["tarball"], marker)
-        if up_to_date(marker, trusted, layout):
+        if up_to_date(marker, trusted, layout.dest):
             return unchanged_answer(options, trusted, None)
     with open_tarball(options["tarball"]) as tar:
         scan = check_tarball(tar, options)
@@ -880,7 +882,7 @@ def action_swap_restore(params: dict) -> dict:
             sha256 = trusted_sha256(options["tarball"], marker) or tarball_sha256(
                 options["tarball"]
             )
-            if up_to_date(marker, sha256, layout):
+            if up_to_date(marker, sha256, layout.dest):
                 return unchanged_answer(options, sha256, recovered)
             aside = layout.prev(ts) if os.path.lexists(layout.dest) else None
             refuse_swap(layout, aside, layout.staging(ts), options["marker"])
@@ -1011,7 +1013,7 @@ def action_swap_plan(params: dict) -> dict:
     sha256 = trusted_sha256(options["tarball"], marker)
     if sha256 is None and marker and marker.get("sha256"):
         sha256 = tarball_sha256(options["tarball"])
-    if live and up_to_date(marker, sha256, Layout.of(live)):
+    if up_to_date(marker, sha256, live):
         return {
             **answer,
             "up_to_date": True,
@@ -1041,12 +1043,21 @@ def action_swap_plan(params: dict) -> dict:
 # Swap back --------------------------------------------------------------------------------------
 
 
+def named_prev(layout: Layout, prev: str) -> str:
+    """``prev`` as a normalized absolute path (a bare name is taken beside the live tree).
+
+    >>> named_prev(Layout.of("/srv/assets"), "assets.prev_T1/")
+    '/srv/assets.prev_T1'
+    """
+    return os.path.normpath(os.path.join(layout.parent, prev))
+
+
 def chosen_prev(options: dict, marker: dict | None) -> str | None:
     """The tree to put back: ``prev`` (a path, or a name beside the live tree), else the one the
     marker names, else the newest ``<name>.prev_*`` by name."""
     layout, prev = options["layout"], options["prev"]
     if prev:
-        return prev if prev.startswith("/") else os.path.join(layout.parent, prev)
+        return named_prev(layout, prev)
     if marker and marker.get("kind") == "restore" and marker.get("prev"):
         if is_dir(marker["prev"]):
             return marker["prev"]
@@ -1060,10 +1071,8 @@ def swapped_back_already(options: dict, marker: dict | None, live: bool) -> str 
     if not marker or marker.get("kind") != "swap_back" or not live:
         return None
     prev = options["prev"]
-    if prev:
-        named = prev if prev.startswith("/") else os.path.join(options["layout"].parent, prev)
-        if named != marker.get("live_from"):
-            return None
+    if prev and named_prev(options["layout"], prev) != marker.get("live_from"):
+        return None
     return (
         f"{options['layout'].dest} was already swapped back to {marker.get('live_from')} "
         f"(at {marker.get('ts')}; the tree that was live is {marker.get('failed')})"
