@@ -3,6 +3,7 @@ real archives made with ``tarfile`` and real directories: every hostile kind ref
 archive with one line naming the member, and nothing is written."""
 
 import fcntl
+import hashlib
 import io
 import os
 import stat
@@ -273,3 +274,18 @@ def test_recovery_that_cannot_decide_is_stuck() -> None:
     plan = plan_for("ready", {"/d", "/d.prev_T", "/.d.staging-T"})
     assert plan["stuck"] and plan["steps"] == []
     assert "inspect by hand" in plan["outcome"]
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:xz"])
+def test_one_pass_checks_and_hashes_the_tarball(site: dict, mode: str) -> None:
+    """Checking the archive hashes it in the same pass (tarfile's skips over member data are
+    read and hashed), and the marker records the file's real sha256."""
+    tarball = write_tarball(site["root"] / "t.tar", incompressible_members(), mode)
+    real = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    options = {**swap.swap_params({**site["params"], "tarball": str(tarball)}), "params": {}}
+    with swap.opened_tarball(str(tarball)) as (tar, reader):
+        swap.check_tarball(tar, options)
+        assert reader.sha256() == real
+    result = swap.action_swap_restore({**site["params"], "tarball": str(tarball)})
+    assert result["sha256"] == real
+    assert (site["parent"] / "assets" / "noise.bin").stat().st_size == 200_000

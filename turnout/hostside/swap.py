@@ -57,6 +57,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -353,21 +354,91 @@ class Refusal(HostsideError):
 TAR_READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, OSError, ValueError)
 
 
-def open_tarball(path: str) -> tarfile.TarFile:
-    """The archive opened for reading with its compression detected; HostsideError when the
-    file is missing or not an archive."""
+class HashingReader(io.RawIOBase):
+    """A seekable reader of a file that hashes every byte of it exactly once, in order, whatever
+    the reads and seeks of its user (``tarfile`` skips member data by seeking; the skipped bytes
+    are read and hashed then), so checking the archive and hashing it is one pass over the file.
+    ``sha256()`` hashes what was not read yet and answers the file's sha256."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.signature = signature_of(os.fstat(self.raw.fileno()))
+        self.digest = hashlib.sha256()
+        self.pos = 0
+        self.hashed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos}.get(whence)
+        if base is None:
+            base = os.fstat(self.raw.fileno()).st_size
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def catch_up(self, upto: int | None) -> None:
+        """Hash the file from where hashing stopped up to ``upto`` (None: its end)."""
+        self.raw.seek(self.hashed)
+        while upto is None or self.hashed < upto:
+            want = 1 << 20 if upto is None else min(1 << 20, upto - self.hashed)
+            chunk = self.raw.read(want)
+            if not chunk:
+                break
+            self.digest.update(chunk)
+            self.hashed += len(chunk)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        if self.pos > self.hashed:
+            self.catch_up(self.pos)
+        self.raw.seek(self.pos)
+        count = self.raw.readinto(buffer)
+        end = self.pos + (count or 0)
+        if end > self.hashed:
+            self.digest.update(memoryview(buffer)[self.hashed - self.pos : count])
+            self.hashed = end
+        self.pos = end
+        return count or 0
+
+    def sha256(self) -> str:
+        self.catch_up(None)
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+@contextmanager
+def opened_tarball(path: str) -> Iterator[tuple[tarfile.TarFile, HashingReader]]:
+    """The archive opened for reading with its compression detected, and the reader that hashes
+    it as it is read; HostsideError when the file is missing, ``Refusal`` when it is no archive."""
     recorder = type("Recorder", (BlockRecorder,), {"last": []})
     try:
-        return tarfile.open(path, mode="r:*", tarinfo=recorder)
+        reader = HashingReader(path)
     except FileNotFoundError:
         raise HostsideError(f"assets tarball {path} does not exist on this host") from None
     except IsADirectoryError:
         raise HostsideError(f"assets tarball {path} is a directory, not a tarball") from None
-    except TAR_READ_ERRORS as error:
-        raise Refusal(
-            f"assets tarball {path} refused: it is truncated, corrupt or not a tar archive "
-            f"({one_line(error)}); {NOTHING_CHANGED}"
-        ) from None
+    try:
+        try:
+            tar = tarfile.open(fileobj=reader, mode="r:*", tarinfo=recorder)
+        except TAR_READ_ERRORS as error:
+            raise Refusal(
+                f"assets tarball {path} refused: it is truncated, corrupt or not a tar archive "
+                f"({one_line(error)}); {NOTHING_CHANGED}"
+            ) from None
+        with tar:
+            yield tar, reader
+    finally:
+        reader.close()
 
 
 def one_line(error: BaseException) -> str:
@@ -392,12 +463,15 @@ def check_tarball(tar: tarfile.TarFile, options: dict) -> Scan:
     return scan
 
 
-def tarball_signature(path: str) -> str:
-    """sha256 of the tarball's device, inode, size and mtime (ns): unchanged signature, unchanged
+def signature_of(st: os.stat_result) -> str:
+    """sha256 of a file's device, inode, size and mtime (ns): unchanged signature, unchanged
     content (the model is ``dump_stat_signature``)."""
-    st = os.stat(path)
     text = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def tarball_signature(path: str) -> str:
+    return signature_of(os.stat(path))
 
 
 def tarball_sha256(path: str) -> str:
@@ -873,15 +947,12 @@ def action_swap_restore(params: dict) -> dict:
         trusted = trusted_sha256(options["tarball"], marker)
         if up_to_date(marker, trusted, layout.dest):
             return unchanged_answer(options, trusted, None)
-    with open_tarball(options["tarball"]) as tar:
+    with opened_tarball(options["tarball"]) as (tar, reader):
         scan = check_tarball(tar, options)
+        sha256, signature = reader.sha256(), reader.signature
         with swap_lock(layout):
             recovered = recover(layout)
             marker = read_marker(options["marker"], layout)
-            signature = tarball_signature(options["tarball"])
-            sha256 = trusted_sha256(options["tarball"], marker) or tarball_sha256(
-                options["tarball"]
-            )
             if up_to_date(marker, sha256, layout.dest):
                 return unchanged_answer(options, sha256, recovered)
             aside = layout.prev(ts) if os.path.lexists(layout.dest) else None
@@ -1021,7 +1092,7 @@ def action_swap_plan(params: dict) -> dict:
             "reason": f"{layout.dest} already holds {options['tarball']} (sha256 {sha256[:12]})",
         }
     try:
-        with open_tarball(options["tarball"]) as tar:
+        with opened_tarball(options["tarball"]) as (tar, _):
             scan = check_tarball(tar, options)
     except Refusal as refusal:
         return {**answer, "refusal": str(refusal)}
