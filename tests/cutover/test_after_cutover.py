@@ -2,7 +2,8 @@
 endpoint answers with the migrated revision, the assets are live and complete, no table lost
 rows, and the run's evidence is there. The evidence read (``<evidence_root>/cutover/<ts>/``):
 
-- ``run.json``: ``{"task": "cutover", "revisions": {"before": …, "after": …}, …}``
+- ``run.json``: ``{"task": "cutover", "exit": 0, "revisions": {"before": …, "after": …}, …}``
+  (``exit`` other than 0, a run that stopped at ``failed_step``, fails the evidence check)
 - ``outputs/rowcounts_before.json``: ``{"tables": {"public.users": {"count": 12, "exact": true,
   …}, …}}`` (the snapshot before the cutover, as turnout's ``RowCounts`` reports it)
 - ``outputs/assets_after.json``: ``{"files": N, "bytes": B}`` (regular files under assets_dir)
@@ -179,3 +180,8 @@ def test_evidence_of_the_run_is_kept(target) -> None:
     assert record.get("task") == "cutover", (
         f"{target.name}: {run['dir']}/run.json is a {record.get('task')!r} run, not cutover"
     )
+    if "exit" in record:  # the deploy's run record: 0 once every step passed
+        assert record["exit"] == 0, (
+            f"{target.name}: the cutover run {run['dir']} did not finish: exit "
+            f"{record['exit']!r} at step {record.get('failed_step')!r}"
+        )

@@ -54,11 +54,11 @@ def live_counts(stack: dict, name: str) -> dict[str, int]:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
 
 
-def write_evidence(stack: dict, name: str) -> Path:
+def write_evidence(stack: dict, name: str, timestamp: str = TIMESTAMP) -> Path:
     """``<evidence_root>/cutover/<TIMESTAMP>`` as the cutover deploy leaves it, from the host's
     live state (so the checks must pass)."""
     host = stack["hosts"][name]
-    run_dir = Path(host["evidence_root"]) / "cutover" / TIMESTAMP
+    run_dir = Path(host["evidence_root"]) / "cutover" / timestamp
     (run_dir / "outputs").mkdir(parents=True, exist_ok=True)
     for path in (run_dir.parent, run_dir, run_dir / "outputs"):
         os.chmod(path, 0o700)
@@ -67,9 +67,10 @@ def write_evidence(stack: dict, name: str) -> Path:
     records = {
         "run.json": {
             "task": "cutover",
-            "timestamp": TIMESTAMP,
+            "timestamp": timestamp,
             "operator": "test",
             "steps": {},
+            "exit": 0,
             "revisions": {"before": "0001", "after": revision},
             "artifacts": {},
         },
@@ -100,16 +101,16 @@ def cutover(stack: dict) -> dict:
     return stack
 
 
-def checks(*args: str) -> subprocess.CompletedProcess:
-    """``pytest tests/cutover`` as an operator runs it, against the session's stack."""
+def checks(*args: str, pin: bool = True) -> subprocess.CompletedProcess:
+    """``pytest tests/cutover`` as an operator runs it, against the session's stack; ``pin``:
+    the run of ``TIMESTAMP``, else the latest run (by name; ours sorts last)."""
     return subprocess.run(
         [
             PYTEST,
             "tests/cutover",
             "--inventory",
             "tests/stack/inventory.py",
-            "--cutover-timestamp",
-            TIMESTAMP,
+            *(("--cutover-timestamp", TIMESTAMP) if pin else ()),
             "--data",
             "health_expect=db_backend=postgresql",
             "-p",
@@ -134,7 +135,7 @@ def test_checks_pass_on_a_consistent_host(cutover: dict, stack_secrets: list[str
     assert "5 passed" in prod.stdout
     assert "[stack-prod]" in prod.stdout and "[stack-staging]" not in prod.stdout
     # Staging's database is outside compose: counted by the host's Python reading its .env.
-    staging = checks("--limit", "staging", "-vv")
+    staging = checks("--limit", "staging", "-vv", pin=False)
     assert staging.returncode == 0, staging.stdout[-3000:] + staging.stderr[-2000:]
     assert "5 passed" in staging.stdout and "[stack-staging]" in staging.stdout
     for output in (prod.stdout + prod.stderr, staging.stdout + staging.stderr):
@@ -181,3 +182,15 @@ def test_without_evidence_it_says_so(cutover: dict) -> None:
     result = checks(*PROD, "--cutover-timestamp", "19700101T000000Z")
     assert result.returncode == 1
     assert "stack-prod: no cutover run directory" in result.stdout
+
+
+def test_a_run_that_stopped_fails(cutover: dict) -> None:
+    failed = "20991231T235958Z"
+    run_dir = write_evidence(cutover, "prod", failed)
+    record = json.loads((run_dir / "run.json").read_text())
+    record.update(exit="failed", failed_step="Migrate")
+    (run_dir / "run.json").write_text(json.dumps(record))
+    result = checks(*PROD, "--cutover-timestamp", failed)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "did not finish: exit 'failed' at step 'Migrate'" in result.stdout
+    assert "1 failed, 4 passed" in result.stdout
