@@ -289,3 +289,19 @@ def test_one_pass_checks_and_hashes_the_tarball(site: dict, mode: str) -> None:
     result = swap.action_swap_restore({**site["params"], "tarball": str(tarball)})
     assert result["sha256"] == real
     assert (site["parent"] / "assets" / "noise.bin").stat().st_size == 200_000
+
+
+def test_a_live_tarball_is_not_read_again(site: dict) -> None:
+    """Same device, inode, size and mtime as the marker records: trusted without a read (proved by
+    overwriting its bytes in place, mtime kept: a read would refuse it as corrupt)."""
+    tarball = write_tarball(site["root"] / "t.tgz", good_members())
+    params = {**site["params"], "tarball": str(tarball)}
+    assert swap.action_swap_restore(params)["changed"] is True
+    st = tarball.stat()
+    with open(tarball, "r+b") as handle:
+        handle.write(b"\0" * st.st_size)
+    os.utime(tarball, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert swap.action_swap_plan(params)["up_to_date"] is True
+    assert swap.action_swap_restore(params)["changed"] is False
+    os.utime(tarball, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # now it is read, and refused
+    assert "truncated, corrupt" in swap.action_swap_plan(params)["refusal"]

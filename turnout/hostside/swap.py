@@ -474,14 +474,6 @@ def tarball_signature(path: str) -> str:
     return signature_of(os.stat(path))
 
 
-def tarball_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def trusted_sha256(path: str, marker: dict | None) -> str | None:
     """The marker's sha256 when it names this tarball with the same stat signature (no read)."""
     if not marker or marker.get("tarball") != path or not marker.get("tarball_stat"):
@@ -1055,6 +1047,18 @@ def plan_refusal(options: dict, live: str | None, recovery: dict | None) -> str 
     return f"cannot swap into {layout.dest}: {problem}; {NOTHING_CHANGED}" if problem else None
 
 
+def plan_scan(options: dict, marker: dict | None, live: str | None) -> tuple[Scan | None, str]:
+    """(the checked tarball, its sha256), or (None, sha256) when it is live already: trusted by
+    the marker's stat signature without reading it, else checked and hashed in one pass."""
+    sha256 = trusted_sha256(options["tarball"], marker)
+    if sha256 and up_to_date(marker, sha256, live):
+        return None, sha256
+    with opened_tarball(options["tarball"]) as (tar, reader):
+        scan = check_tarball(tar, options)
+        sha256 = reader.sha256()
+    return (None if up_to_date(marker, sha256, live) else scan), sha256
+
+
 def action_swap_plan(params: dict) -> dict:
     """What ``swap_restore`` would do, changing nothing: the recovery a killed run asks for,
     whether the tarball is already live, every refusal (a hostile member included), and in
@@ -1081,21 +1085,17 @@ def action_swap_plan(params: dict) -> dict:
             "refusal": f"assets tarball {options['tarball']} does not exist on "
             f"this host; {NOTHING_CHANGED}",
         }
-    sha256 = trusted_sha256(options["tarball"], marker)
-    if sha256 is None and marker and marker.get("sha256"):
-        sha256 = tarball_sha256(options["tarball"])
-    if up_to_date(marker, sha256, live):
+    try:
+        scan, sha256 = plan_scan(options, marker, live)
+    except Refusal as refusal:
+        return {**answer, "refusal": str(refusal)}
+    if scan is None:
         return {
             **answer,
             "up_to_date": True,
             "sha256": sha256,
             "reason": f"{layout.dest} already holds {options['tarball']} (sha256 {sha256[:12]})",
         }
-    try:
-        with opened_tarball(options["tarball"]) as (tar, _):
-            scan = check_tarball(tar, options)
-    except Refusal as refusal:
-        return {**answer, "refusal": str(refusal)}
     old = tree_entries(live) if live else {}
     live_files, live_bytes = tree_totals(old)
     return {
