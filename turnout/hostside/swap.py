@@ -219,6 +219,27 @@ class Scan:
     refusal: str | None = None
 
 
+@dataclass
+class Progress:
+    """Where a restore is, for its progress lines: the check pass (bytes of the tarball read and
+    hashed), then the extraction (files and bytes written)."""
+
+    reader: HashingReader | None = None
+    size: int = 0
+    scan: Scan | None = None
+    files: int = 0
+    bytes: int = 0
+
+    def line(self, seconds: float) -> str | None:
+        if self.scan is None:
+            done = self.reader.pos if self.reader else 0
+            return f"checking the tarball: {human_bytes(done)} of {human_bytes(self.size)} read"
+        return (
+            f"extracted {self.files} of {self.scan.files} files, "
+            f"{human_bytes(self.bytes)} of {human_bytes(self.scan.bytes)}"
+        )
+
+
 def quoted(name: str) -> str:
     """A member name as shown in a refusal: double-quoted, escaped like JSON."""
     return json.dumps(name, ensure_ascii=False)
@@ -817,7 +838,7 @@ def data_filter(names: dict[int, str]) -> Callable:
     return apply
 
 
-def extract(tar: tarfile.TarFile, scan: Scan, staging: str, counts: dict) -> None:
+def extract(tar: tarfile.TarFile, scan: Scan, staging: str, progress: Progress) -> None:
     """Extract the checked members into ``staging`` (the ``data`` filter applied again), then
     sync it to disk (``sync(2)``: one call rather than an fsync per file). Fault points
     ``mid_extract`` and ``extracted``."""
@@ -829,8 +850,8 @@ def extract(tar: tarfile.TarFile, scan: Scan, staging: str, counts: dict) -> Non
             fault("mid_extract")
         tar.extract(member, staging, filter=chosen)
         if member.isreg():
-            counts["files"] += 1
-            counts["bytes"] += member.size
+            progress.files += 1
+            progress.bytes += member.size
     os.sync()
     fault("extracted")
 
@@ -850,34 +871,31 @@ def extraction_failure(error: BaseException, options: dict, staging: str) -> Hos
     return HostsideError(f"cannot extract {options['tarball']} into {staging}: {reason}; {after}")
 
 
-def stage(tar: tarfile.TarFile, scan: Scan, options: dict, journal: dict, record: dict) -> None:
-    """Journal the staging tree, extract into it, sync it, journal it ``ready`` (with the marker
-    ``record`` to write once live); on any failure before that (disk full, a signal) remove it and
-    the journal, and raise one line."""
+def stage(
+    tar: tarfile.TarFile, scan: Scan, options: dict, journal: dict, progress: Progress
+) -> None:
+    """Journal the staging tree, extract into it, sync it, journal it ``ready`` (with
+    ``journal["marker"]``, the record to write once live); on any failure before that (disk
+    full, a signal) remove the staging tree and the journal, and raise one line."""
     layout, staging = options["layout"], journal["incoming"]
-    write_journal(layout, journal)
-    counts = {"files": 0, "bytes": 0}
-
-    def status(seconds: float) -> str:
-        return (
-            f"extracted {counts['files']} of {scan.files} files, "
-            f"{human_bytes(counts['bytes'])} of {human_bytes(scan.bytes)}"
-        )
-
     try:
+        write_journal(layout, {**journal, "marker": None})
         os.mkdir(staging, 0o755)
         problem = filesystem_problem(layout, staging)
         if problem:
             raise HostsideError(problem)
         fault("before_extract")
-        with Ticker("swap_restore", interval_of(options["params"]), status, options["log_path"]):
-            extract(tar, scan, staging, counts)
-        write_journal(layout, {**journal, "phase": "ready", "marker": record})
+        progress.scan = scan
+        extract(tar, scan, staging, progress)
+        write_journal(layout, {**journal, "phase": "ready"})
     except BaseException as error:
         remove_tree(staging)
         drop_journal(layout)
         if isinstance(error, HostsideError):
-            raise HostsideError(f"{error}; {NOTHING_CHANGED}") from None
+            text = str(error)
+            raise HostsideError(
+                text if text.endswith(NOTHING_CHANGED) else f"{text}; {NOTHING_CHANGED}"
+            ) from None
         if isinstance(error, Exception):
             raise extraction_failure(error, options, staging) from None
         raise
@@ -931,15 +949,25 @@ def unchanged_answer(options: dict, sha256: str, recovered: dict | None) -> dict
 def action_swap_restore(params: dict) -> dict:
     """Restore ``tarball`` into ``dest``: recover a killed run, check every member, extract
     beside the live tree, swap by two journaled renames, record the marker. The same tarball
-    already live (marker) changes nothing."""
+    already live (marker) changes nothing. With ``progress_interval_s``, a progress line per
+    interval (the check pass, then the extraction)."""
     options = {**swap_params(params), "params": params}
-    layout, ts = options["layout"], options["ts"]
+    layout = options["layout"]
     if not os.path.lexists(layout.journal):
         marker = read_marker(options["marker"], layout)
         trusted = trusted_sha256(options["tarball"], marker)
         if up_to_date(marker, trusted, layout.dest):
             return unchanged_answer(options, trusted, None)
+    progress = Progress()
+    with Ticker("swap_restore", interval_of(params), progress.line, options["log_path"]):
+        return restore(options, progress)
+
+
+def restore(options: dict, progress: Progress) -> dict:
+    """The restore itself (see ``action_swap_restore``)."""
+    layout, ts = options["layout"], options["ts"]
     with opened_tarball(options["tarball"]) as (tar, reader):
+        progress.reader, progress.size = reader, os.fstat(reader.raw.fileno()).st_size
         scan = check_tarball(tar, options)
         sha256, signature = reader.sha256(), reader.signature
         with swap_lock(layout):
@@ -949,6 +977,7 @@ def action_swap_restore(params: dict) -> dict:
                 return unchanged_answer(options, sha256, recovered)
             aside = layout.prev(ts) if os.path.lexists(layout.dest) else None
             refuse_swap(layout, aside, layout.staging(ts), options["marker"])
+            record = restore_record(options, (sha256, signature), scan, aside, marker)
             journal = {
                 "kind": "restore",
                 "phase": "extracting",
@@ -957,10 +986,9 @@ def action_swap_restore(params: dict) -> dict:
                 "incoming": layout.staging(ts),
                 "aside": aside,
                 "marker_path": options["marker"],
-                "marker": None,
+                "marker": record,
             }
-            record = restore_record(options, (sha256, signature), scan, aside, marker)
-            stage(tar, scan, options, journal, record)
+            stage(tar, scan, options, journal, progress)
             fault("ready")
             swap_in(layout, journal["incoming"], aside)
             finish(layout, options["marker"], record)
