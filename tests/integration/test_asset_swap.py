@@ -159,6 +159,11 @@ def test_hostile_tarball_is_refused_while_planning(site: dict) -> None:
     )
     assert sorted(p.name for p in site["parent"].iterdir()) == ["assets"]
     assert tree(site["dest"]) == OLD
+    run = deploy(site, f"swap_tarball={evil}")  # -y: no planning, refused when the step runs
+    assert run.returncode != 0
+    assert f'turnout: assets tarball {evil} refused: member "assets/../../etc/passwd"' in run.stdout
+    assert sorted(p.name for p in site["parent"].iterdir()) == ["assets"]
+    assert tree(site["dest"]) == OLD
 
 
 # Where the live tree is right after the kill, before any rerun.
