@@ -9,3 +9,7 @@ The repo does not know production's base URL: pass it with ``--data base_url=…
 require_exact_counts = True
 # drop_schema is staging-only (SPEC S1.2): it stays off here and is refused on prod.
 drop_schema = False
+# The cutover's roles: the groups inventories/prod.py builds from TURNOUT_PROD_APP_HOSTS and
+# TURNOUT_PROD_DB_HOSTS.
+app_hosts_group = "prod_app"
+db_hosts_group = "prod_db"

@@ -12,7 +12,7 @@ from turnout.facts.evidence import EvidenceDirectory, FileDigest, JsonFile
 from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.remote import hostside_command
-from turnout.runrecord import build_record, record_text, steps_so_far
+from turnout.runrecord import build_record, record_text, steps_so_far, summary
 
 
 @operation()
@@ -151,10 +151,17 @@ def run_record(path: str, run: dict, records: dict[str, str] | None = None):
             return
         previous = read_record(path)
         steps = steps_so_far(host.state, host)
+        embedded = embedded_records(records or {})
         record = build_record(
             previous,
             steps,
-            {**run, "exit": 0, "failed_step": None, **embedded_records(records or {})},
+            {
+                **run,
+                "exit": 0,
+                "failed_step": None,
+                **embedded,
+                **summary(embedded, records or {}),
+            },
         )
         yield from keep_text(path, record_text(record))
     except OperationError as error:

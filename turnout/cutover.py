@@ -22,7 +22,7 @@ from turnout.constants import CUTOVER_STEPS
 from turnout.guard import refuse_destructive
 from turnout.preflight import PreflightError
 from turnout.runrecord import operator_name
-from turnout.settings import Settings, load_settings
+from turnout.settings import Settings, SettingsError, load_settings
 
 APP_STEPS = ("freeze", "restore-assets", "up", "health", "smoke")
 DB_STEPS = ("backup", "restore-db", "migrate")
@@ -66,6 +66,10 @@ def why_not(step: str, settings: Settings, app_host: bool, db_host: bool) -> str
         return f"not an app host (app_hosts_group={settings.app_hosts_group})"
     if step in DB_STEPS and not db_host:
         return f"not the database host (db_hosts_group={settings.db_hosts_group})"
+    if step == "smoke" and not settings.smoke:
+        return "smoke is off (smoke=false)"
+    if step == "health" and not settings.health:
+        return "health is off (health=false)"
     if step == "restore-assets" and not settings.src_assets:
         return "no src_assets given"
     if step == "restore-db" and not settings.src_dump:
@@ -79,10 +83,23 @@ def plan_for_host(host: Any) -> CutoverPlan:
     """The steps of the cutover on ``host`` (see the module docstring). Raises
     ``ReleaseRefused`` for a destructive step asked for without the release, and
     ``SettingsError`` for settings that cannot work together."""
+    from turnout.failures import install_one_line_failures
+    from turnout.lock import install_interrupt_handler
+
+    install_one_line_failures()  # a refusal here is one line too
+    install_interrupt_handler()
     settings = load_settings(host.data)
     for step, (setting, what) in DESTRUCTIVE.items():
         if step in settings.steps and getattr(settings, setting):
             refuse_destructive(host.data, what, host.groups)
+    for setting in ("app_hosts_group", "db_hosts_group"):
+        group = getattr(settings, setting)
+        if group and not host.inventory.groups.get(group):
+            raise SettingsError(
+                f"setting {setting} names group {group!r}, which the inventory does not have; "
+                "add the group to the inventory (inventories/prod.py builds prod_app and prod_db "
+                "from TURNOUT_PROD_APP_HOSTS/TURNOUT_PROD_DB_HOSTS) or unset the setting"
+            )
     app_host = in_group(settings.app_hosts_group, host.groups)
     db_host = in_group(settings.db_hosts_group, host.groups)
     reasons = {step: why_not(step, settings, app_host, db_host) for step in CUTOVER_STEPS}
@@ -143,14 +160,18 @@ def check_plan(run: Any, plan: CutoverPlan) -> CutoverPlan:
         "steps_on_this_host": list(plan.steps),
         "roles": [r for r, on in (("app", plan.app_host), ("db", plan.db_host)) if on],
     }
+    baseline = "baseline.sqlite3" if settings.sqlite_path else "baseline.dump"
     records = {
-        "revision_before": run.output("alembic_before.json"),
-        "revision_after": run.output("alembic_after.json"),
-        "backup": run.artifact("baseline.dump.sha256")
-        if not settings.sqlite_path
-        else run.artifact("baseline.sqlite3.sha256"),
-        "restore_db": f"{run.state_dir}/restored-{settings.target_dsn_env}.json",
-        "restore_assets": f"{run.state_dir}/assets-swap.json",
+        "revision_before": run.output("alembic_before.json") if plan.runs("migrate") else None,
+        "revision_after": run.output("alembic_after.json") if plan.runs("migrate") else None,
+        "backup": run.artifact(f"{baseline}.sha256") if plan.runs("backup") else None,
+        # The markers of the restores, when this run restores (they name the artifacts by sha256).
+        "restore_db": f"{run.state_dir}/restored-{settings.target_dsn_env}.json"
+        if plan.runs("restore-db")
+        else None,
+        "restore_assets": f"{run.state_dir}/assets-swap.json"
+        if plan.runs("restore-assets")
+        else None,
     }
     return replace(
         plan,

@@ -63,3 +63,31 @@ def ssh_hosts_from_env(environment: str) -> list[tuple[str, dict]]:
             host_data["ssh_port"] = int(port)
         entries.append((name, host_data))
     return entries
+
+
+def role_hosts(environment: str, role: str, hosts: list[tuple[str, dict]]) -> list[str]:
+    """Names of the hosts of ``environment`` that have ``role`` (``APP`` or ``DB``), for an
+    inventory group the cutover's ``app_hosts_group``/``db_hosts_group`` settings name.
+
+    ``TURNOUT_<ENV>_<ROLE>_HOSTS``: comma-separated host names, each one of ``hosts``. Unset:
+    every host is an app host; the database host must be named when there are several hosts
+    (backup and restore-db run once, where the database is).
+    """
+    prefix = f"TURNOUT_{environment.upper()}"
+    variable = f"{prefix}_{role.upper()}_HOSTS"
+    known = [name for name, _ in hosts]
+    given = env_value(variable)
+    if not given:
+        if role.upper() == "DB" and len(known) > 1:
+            raise InventoryError(
+                f"{variable} is not set and {prefix}_HOSTS names {len(known)} hosts; name the "
+                "database host (backup and restore-db run once, there)"
+            )
+        return known
+    names = [item.strip() for item in given.split(",") if item.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InventoryError(
+            f"{variable} names {', '.join(unknown)}, not in {prefix}_HOSTS ({', '.join(known)})"
+        )
+    return names

@@ -134,3 +134,33 @@ def build_record(previous: dict | None, steps: list[dict], run: dict) -> dict:
 def record_text(record: dict) -> str:
     """The record as kept: indented, keys sorted, one trailing newline."""
     return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def summary(embedded: dict[str, dict | None], paths: dict[str, str]) -> dict:
+    """The headline of the embedded records: ``revisions`` (before/after, from the Alembic
+    records) and ``artifacts`` (path and sha256 of the baseline backup and of the dump and
+    tarball restored), so readers need not know each record's shape.
+
+    >>> summary({"revision_after": {"current": ["0003"]}, "backup": {"sha256": "ab"}},
+    ...         {"backup": "/e/src_artifacts/baseline.dump.sha256"})["artifacts"]
+    {'backup': {'path': '/e/src_artifacts/baseline.dump', 'sha256': 'ab'}}
+    """
+    result: dict = {}
+    if "revision_before" in embedded or "revision_after" in embedded:
+        result["revisions"] = {
+            side: ", ".join((embedded.get(f"revision_{side}") or {}).get("current") or []) or None
+            for side in ("before", "after")
+        }
+    artifacts = {}
+    if embedded.get("backup"):
+        path = paths["backup"].removesuffix(".sha256")
+        artifacts["backup"] = {"path": path, "sha256": embedded["backup"].get("sha256")}
+    if embedded.get("restore_db"):
+        marker = embedded["restore_db"]
+        artifacts["src_dump"] = {"path": marker.get("dump"), "sha256": marker.get("dump_sha256")}
+    if embedded.get("restore_assets"):
+        marker = embedded["restore_assets"]
+        artifacts["src_assets"] = {"path": marker.get("tarball"), "sha256": marker.get("sha256")}
+    if artifacts:
+        result["artifacts"] = artifacts
+    return result

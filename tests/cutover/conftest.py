@@ -40,7 +40,12 @@ from turnout.dsn import redact
 
 HOSTS = pytest.StashKey[list]()
 WORKDIR = pytest.StashKey[Path]()
-RUN_FILES = ("run.json", "outputs/rowcounts_before.json", "outputs/assets_after.json")
+RUN_FILES = (
+    "run.json",
+    "outputs/rowcounts_before.json",
+    "outputs/rowcounts_after.json",
+    "outputs/assets_after.json",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -185,6 +190,12 @@ class Target:
                 pytest.fail(f"{self.name}: no cutover run directory {run_dir}", pytrace=False)
             self._run = {"dir": run_dir, "mode": found["mode"], "files": found["files"]}
         return self._run
+
+    def optional_file(self, rel: str) -> dict | None:
+        """An evidence file of the last run that a step writes only where it ran, or None."""
+        if self.last_run()["files"].get(rel) is None:
+            return None
+        return self.run_file(rel)
 
     def run_file(self, rel: str) -> dict:
         run = self.last_run()

@@ -50,3 +50,6 @@ def stack_host(name: str) -> tuple[str, dict]:
 
 staging = [stack_host("staging")]
 prod = [stack_host("prod")]
+# The cutover's roles (group_data/prod.py names these groups): prod is both.
+prod_app = ["stack-prod"]
+prod_db = ["stack-prod"]
