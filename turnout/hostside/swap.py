@@ -28,7 +28,11 @@ disk) the live tree has not been touched: recovery removes the staging tree. Fro
 recovery rolls forward: it completes the two renames that are missing, writes the marker, drops
 the journal. So a rerun after kill -9 anywhere finds exactly one complete live tree, the old one
 or the new one. Every action (and the plans, without changing anything) starts with that
-recovery; stale staging directories ``.<name>.staging-*`` are removed.
+recovery; stale staging directories ``.<name>.staging-*`` are removed. A run stopped by a signal
+(SIGTERM, SIGINT, SIGHUP, its ssh channel closing) before ``ready`` removes its staging tree and
+journal on the way out; from ``ready`` on, it leaves the journal for the next run to finish.
+With ``progress_interval_s`` the restore prints a progress line per interval: the check pass
+(bytes of the tarball read and hashed), then the extraction (files and bytes written).
 
 **Fault points** (tests): ``TURNOUT_FAULT_AT=<point>`` in the environment of the host program
 makes an operation action SIGKILL itself at that point: ``before_extract`` (journal written,
