@@ -209,6 +209,11 @@ def prod(stack: dict, artifacts: dict, tmp_path_factory: pytest.TempPathFactory)
     (Path(host["assets_dir"]) / "before-cutover.txt").write_text("the old tree\n")
     shutil.rmtree(Path(host["evidence_root"]) / "state", ignore_errors=True)
     compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
+    # From here on the schema changes only in the cutover's migrate step (and a rollback's
+    # downgrade): the api does not migrate itself when it starts.
+    with open(host["env_file"], "a") as handle:
+        handle.write('REFAPP_MIGRATE_ON_START="0"\n')
+    compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
     with psycopg.connect(database_url(stack), autocommit=True) as conn:  # prod's own data
         conn.execute(
             "INSERT INTO users (email, password_hash, role, is_active) "
@@ -219,6 +224,9 @@ def prod(stack: dict, artifacts: dict, tmp_path_factory: pytest.TempPathFactory)
     if revision(url) == "0003":  # the migrate test's revision: back to what the repo knows
         compose(host, "exec", "-T", "api", "python", "-m", "alembic", "downgrade", "0002")
     set_env_value(host["env_file"], "REFAPP_SRC", original)
+    lines = Path(host["env_file"]).read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("REFAPP_MIGRATE_ON_START=")]
+    Path(host["env_file"]).write_text("".join(kept))
     compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
 
 

@@ -53,3 +53,7 @@ prod = [stack_host("prod")]
 # The cutover's roles (group_data/prod.py names these groups): prod is both.
 prod_app = ["stack-prod"]
 prod_db = ["stack-prod"]
+# Several app hosts sharing one database (tests/integration/test_cutover_hosts.py): both hosts
+# run the app, the database is prod's compose db.
+pair_app = ["stack-staging", "stack-prod"]
+pair_db = ["stack-prod"]

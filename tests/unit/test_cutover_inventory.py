@@ -138,7 +138,8 @@ def test_the_prod_inventory_from_the_environment(monkeypatch, tmp_path: Path) ->
     monkeypatch.setenv("TURNOUT_PROD_HOSTS", "app1.example.net:2200")
     monkeypatch.setenv("TURNOUT_SSH_KNOWN_HOSTS", str(known))
     (host,) = load_hosts(str(REPO / "inventories" / "prod.py"), cwd=REPO)
-    assert host.name == "app1.example.net" and host.groups == ["prod"]
+    assert host.name == "app1.example.net"
+    assert sorted(host.groups) == ["prod", "prod_app", "prod_db"]  # one host: both roles
     assert host.data["require_exact_counts"] is True  # group_data/prod.py
     assert host.data["evidence_root"] == "/var/lib/turnout/evidence"  # group_data/all.py
     block = ssh_config_block(host.name, host.data)

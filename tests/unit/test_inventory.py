@@ -27,3 +27,22 @@ def test_missing_hosts_or_known_hosts(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TURNOUT_SSH_KNOWN_HOSTS", str(tmp_path / "missing"))
     with pytest.raises(InventoryError, match="known_hosts"):
         ssh_hosts_from_env("prod")
+
+
+def test_role_hosts_default_to_every_host_for_apps_and_require_the_database_host(
+    monkeypatch,
+) -> None:
+    from turnout.inventory import InventoryError, role_hosts
+
+    hosts = [("app1", {}), ("app2", {}), ("db1", {})]
+    monkeypatch.delenv("TURNOUT_PROD_APP_HOSTS", raising=False)
+    monkeypatch.delenv("TURNOUT_PROD_DB_HOSTS", raising=False)
+    assert role_hosts("PROD", "APP", hosts) == ["app1", "app2", "db1"]
+    with pytest.raises(InventoryError, match="TURNOUT_PROD_DB_HOSTS is not set"):
+        role_hosts("PROD", "DB", hosts)
+    assert role_hosts("PROD", "DB", hosts[:1]) == ["app1"]
+    monkeypatch.setenv("TURNOUT_PROD_DB_HOSTS", "db1")
+    assert role_hosts("PROD", "DB", hosts) == ["db1"]
+    monkeypatch.setenv("TURNOUT_PROD_APP_HOSTS", "app1,web9")
+    with pytest.raises(InventoryError, match="names web9, not in TURNOUT_PROD_HOSTS"):
+        role_hosts("PROD", "APP", hosts)
