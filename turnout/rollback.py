@@ -37,6 +37,11 @@ class Undo:
 
 def refuse_unreleased(host: Any) -> None:
     """The rollback replaces the live assets and database: refused unless released."""
+    from turnout.failures import install_one_line_failures
+    from turnout.lock import install_interrupt_handler
+
+    install_one_line_failures()  # a refusal here is one line too
+    install_interrupt_handler()
     settings = load_settings(host.data)
     what = "rollback (swaps the assets back"
     what += ", restores the baseline database)" if settings.rollback_db == "restore" else ")"
