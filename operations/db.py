@@ -181,7 +181,8 @@ def restore(
     Restore a dump into the database ``into``: other sessions on that database are
     terminated (they would block ``--clean``), then in one transaction under a watchdog
     (``pg_restore --no-owner --no-acl --clean --if-exists --exit-on-error -f -`` fed to
-    ``psql --single-transaction -v ON_ERROR_STOP=1``): the target's partitioned tables that the
+    ``psql -v ON_ERROR_STOP=1`` between ``BEGIN`` and a ``COMMIT`` sent only after pg_restore
+    succeeded): the target's partitioned tables that the
     dump holds are dropped ``CASCADE`` (``--clean`` alone fails on their partitions' inherited
     constraints), optionally schema ``public`` is dropped and recreated, and the dump is
     restored. A failure changes nothing: the database and the previous ``marker`` stay as they

@@ -13,7 +13,7 @@ loads): pyinfra's own CLI answers SIGINT with ``sys.exit(0)`` and leaves the hos
 turnout's handler replaces it for SIGINT, SIGTERM and SIGHUP: the run exits ``128 + signal`` (130
 for Ctrl-C). Before pyinfra disconnects, each host's lock holder is told ``interrupt``: it stops the
 running host-side step (SIGTERM: the step kills its tool's whole process group — pg_dump, pg_restore
-and rsync are stopped, never detached; a single-transaction restore rolls back), writes
+and rsync are stopped, never detached; a restore's transaction rolls back), writes
 ``<run_dir>/interrupted`` naming the step and what was running, and answers; turnout then prints one
 line per host saying so and what to do next. If the control machine dies without a word (kill -9,
 lost connection), the host notices its channels closing and does the same.

@@ -6,10 +6,11 @@
   renamed to ``dest`` (parent fsynced) and recorded in ``<dest>.sha256``.
 - ``pg_restore`` (operation): dump read back (unless trusted), other backends terminated, then
   one transaction under a watchdog: ``pg_restore --clean --if-exists --exit-on-error -f -`` fed to
-  ``psql --single-transaction -v ON_ERROR_STOP=1`` after a preamble (the target's partitioned
-  tables the dump holds dropped ``CASCADE``; with ``drop_schema``, schema public dropped and
-  recreated); sequences checked, and only then the marker replaced. A failure changes nothing:
-  neither the database nor the previous marker.
+  ``psql -v ON_ERROR_STOP=1`` between our ``BEGIN`` and ``COMMIT``, after a preamble (the
+  target's partitioned tables the dump holds dropped ``CASCADE``; with ``drop_schema``, schema
+  public dropped and recreated) and before sequences behind their data are set past it; only
+  then the marker replaced. Inside the database's compose service with ``compose_exec``. A
+  failure changes nothing: neither the database nor the previous marker.
 - ``restore_marker`` (fact): the marker of the last successful restore.
 
 Passwords reach pg_dump/psql only through the child's environment (``libpq_child``).
@@ -622,8 +623,8 @@ def restore_pipeline(
     frame: tuple[str, str] = ("", ""),
     stdin_path: str | None = None,
 ) -> str:
-    """``pg_restore -f -`` (the dump as SQL) fed to ``psql --single-transaction -v
-    ON_ERROR_STOP=1``, each in its own process group under one watchdog. psql sees the end of
+    """``pg_restore -f -`` (the dump as SQL) fed to ``psql -v ON_ERROR_STOP=1`` inside our
+    ``BEGIN``/``COMMIT``, each in its own process group under one watchdog. psql sees the end of
     its input (and commits) only when pg_restore finished cleanly; on any failure psql is killed
     first, so nothing is committed. Only psql gets the password (``psql_env``). Raises
     ``HostsideError`` with the real cause: psql's first ``ERROR:`` line, or pg_restore's.
@@ -767,7 +768,7 @@ def restore_failure(
 
 def action_pg_restore(params: dict) -> dict:
     """Restore ``dump`` into the database named by ``dsn_env`` (see the module docstring): one
-    transaction (``pg_restore -f - | psql --single-transaction``, with the preamble of
+    transaction (``pg_restore -f - | psql``, between BEGIN and COMMIT, with the preamble of
     ``restore_preamble``), so a failure changes nothing — neither the database nor the marker
     of the last successful restore, which is replaced only after success."""
     dump, marker = params["dump"], params["marker"]
