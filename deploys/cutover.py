@@ -56,6 +56,16 @@ if plan.runs("freeze"):
     )
     frozen = () if cutover.freeze_not_needed(run, plan) else settings.freeze_services
 
+if plan.runs("migrate"):  # the revision before the cutover (the rollback's downgrade target)
+    alembic.record(
+        name="Alembic revision before",
+        path=run.output("alembic_before.json"),
+        once=True,
+        **app,
+        service=settings.app_service,
+        app_python=settings.app_python,
+    )
+
 if plan.runs("backup"):
     if settings.sqlite_path:
         db.sqlite_backup(
@@ -103,14 +113,6 @@ if plan.runs("restore-db"):
     )
 
 if plan.runs("migrate"):
-    alembic.record(
-        name="Alembic revision before",
-        path=run.output("alembic_before.json"),
-        once=True,
-        **app,
-        service=settings.app_service,
-        app_python=settings.app_python,
-    )
     alembic.upgrade(
         name="Migrate (alembic upgrade head)",
         after_restore=plan.runs("restore-db"),

@@ -27,6 +27,8 @@ class _HostChanged(BaseStateCallback):
 
     @staticmethod
     def operation_host_start(run_state: Any, run_host: Any, op_hash: Any) -> None:
+        if op_hash not in run_state.ops[run_host]:
+            return  # an operation this host does not run (pyinfra reports it "Skipped")
         last = _memo(run_state)["last_op"]
         previous = last.get(run_host.name)
         last[run_host.name] = op_hash

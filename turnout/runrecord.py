@@ -45,6 +45,8 @@ class StepClock(BaseStateCallback):
 
     @staticmethod
     def operation_host_start(state: Any, host: Any, op_hash: Any) -> None:
+        if op_hash not in state.ops[host]:
+            return  # an operation this host does not run (pyinfra reports it "Skipped")
         clock(state).setdefault(host.name, {})[op_hash] = {"start": now()}
 
     @staticmethod
@@ -86,7 +88,7 @@ def steps_so_far(state: Any, host: Any) -> list[dict]:
     times = clock(state).get(host.name, {})
     steps = []
     for op_hash in state.get_op_order():
-        if op_hash not in times:
+        if op_hash not in times or op_hash not in state.ops[host]:
             continue
         meta = state.get_op_data_for_host(host, op_hash).operation_meta
         name = ", ".join(state.get_op_meta(op_hash).names) or "Operation"
