@@ -24,6 +24,25 @@ def compose_command(
     return StringCommand(*parts)
 
 
+def project_where(
+    env_file: str,
+    compose_file: str,
+    project: str | None = None,
+    docker_bin: str = "docker",
+) -> dict:
+    """A compose project as ``compose_command`` and the compose facts take it.
+
+    >>> project_where("/srv/app/.env", "/srv/app/compose.yml", "app")["project"]
+    'app'
+    """
+    return {
+        "env_file": env_file,
+        "compose_file": compose_file,
+        "project": project,
+        "docker_bin": docker_bin,
+    }
+
+
 def compose_exec_argv(
     service: str,
     env_file: str,

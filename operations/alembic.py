@@ -11,25 +11,11 @@ from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.facts.alembic import AlembicStatus, app_command
-from turnout.facts.compose import ComposeServices
+from turnout.facts.compose import ComposeServices, project_where
 from turnout.facts.evidence import FileDigest
 from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.operations.evidence import keep_text, plan_keep
-
-
-def app_where(
-    env_file: str,
-    compose_file: str,
-    project: str | None,
-    docker_bin: str,
-) -> dict:
-    return {
-        "env_file": env_file,
-        "compose_file": compose_file,
-        "project": project,
-        "docker_bin": docker_bin,
-    }
 
 
 def service_running(where: dict, service: str) -> bool:
@@ -90,7 +76,7 @@ def upgrade(
         )
     """
     try:
-        where = app_where(env_file, compose_file, project, docker_bin)
+        where = project_where(env_file, compose_file, project, docker_bin)
         status = alembic_status(where, service, app_python)
         if status["at_head"]:
             if after_restore and not host.state.is_executing:
@@ -143,7 +129,7 @@ def downgrade(
         )
     """
     try:
-        where = app_where(env_file, compose_file, project, docker_bin)
+        where = project_where(env_file, compose_file, project, docker_bin)
         status = alembic_status(where, service, app_python)
         if status["current"] == [revision]:
             host.noop(f"database already at Alembic revision {revision}")
@@ -193,7 +179,7 @@ def record(
         if not host.state.is_executing:
             yield from plan_keep(path, "the Alembic revision")
             return
-        where = app_where(env_file, compose_file, project, docker_bin)
+        where = project_where(env_file, compose_file, project, docker_bin)
         status = alembic_status(where, service, app_python)
         text = json.dumps(
             {k: status[k] for k in ("current", "heads", "pending", "at_head")},

@@ -7,7 +7,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from turnout.facts.compose import ComposeServices, compose_command
+from turnout.facts.compose import ComposeServices, compose_command, project_where
 from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.operations.evidence import keep_text, plan_keep
@@ -67,12 +67,7 @@ def up(
         )
     """
     try:
-        where = {
-            "env_file": env_file,
-            "compose_file": compose_file,
-            "project": project,
-            "docker_bin": docker_bin,
-        }
+        where = project_where(env_file, compose_file, project, docker_bin)
         compose = host.get_fact(ComposeServices, **where)
         if not compose["ok"]:
             raise OperationError(compose["error"])
@@ -137,12 +132,7 @@ def freeze(
         )
     """
     try:
-        where = {
-            "env_file": env_file,
-            "compose_file": compose_file,
-            "project": project,
-            "docker_bin": docker_bin,
-        }
+        where = project_where(env_file, compose_file, project, docker_bin)
         compose = require_fact(observe(ComposeServices, **where), "read the compose services")
         unknown = [s for s in services if s not in compose["expected"]]
         if unknown:
@@ -201,12 +191,7 @@ def record_state(
         if not host.state.is_executing:
             yield from plan_keep(path, "the compose services' state")
             return
-        where = {
-            "env_file": env_file,
-            "compose_file": compose_file,
-            "project": project,
-            "docker_bin": docker_bin,
-        }
+        where = project_where(env_file, compose_file, project, docker_bin)
         compose = require_fact(observe(ComposeServices, **where), "read the compose services")
         text = json.dumps(compose["services"], indent=2, sort_keys=True) + "\n"
         yield from keep_text(path, text)

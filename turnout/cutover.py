@@ -116,12 +116,14 @@ def plan_for_host(host: Any) -> CutoverPlan:
 
 def compose_where(settings: Settings) -> dict[str, Any]:
     """The app's compose project, as the compose and Alembic operations take it."""
-    return {
-        "env_file": settings.env_file_path,
-        "compose_file": settings.compose_file_path,
-        "project": settings.compose_project,
-        "docker_bin": settings.docker_bin,
-    }
+    from turnout.facts.compose import project_where
+
+    return project_where(
+        settings.env_file_path,
+        settings.compose_file_path,
+        settings.compose_project,
+        settings.docker_bin,
+    )
 
 
 def db_exec_argv(settings: Settings) -> list[str] | None:

@@ -188,3 +188,29 @@ class ArgvWatcher:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def seed_app(host: dict, rows: int) -> dict[str, str]:
+    """Seed a stack host's running app with ``rows`` rows per table and its admin and normal
+    user, by the app's own CLI inside the api container (S0.4); the accounts' passwords travel
+    by environment only. Returns them."""
+    env_file = read_env_file(host["env_file"])
+    passwords = {k: env_file[k] for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")}
+    compose(
+        host,
+        "exec",
+        "-T",
+        "-e",
+        "REFAPP_ADMIN_PASSWORD",
+        "-e",
+        "REFAPP_USER_PASSWORD",
+        "api",
+        "python",
+        "-m",
+        "refapp",
+        "seed",
+        "--rows",
+        str(rows),
+        env={**os.environ, **passwords},
+    )
+    return passwords

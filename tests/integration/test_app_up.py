@@ -5,7 +5,6 @@ compose ``db`` service. Everything is real: sshd, docker compose, PostgreSQL, HT
 """
 
 import json
-import os
 import shutil
 import subprocess
 import urllib.parse
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import changes, compose, read_env_file, run_pyinfra
+from conftest import changes, compose, read_env_file, run_pyinfra, seed_app
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -114,26 +113,7 @@ def test_second_run_changes_nothing(first_run, outputs: list[str]) -> None:
 
 def test_login_admin_endpoint_and_websocket(stack: dict, first_run) -> None:
     host = stack["hosts"]["staging"]
-    env_file = read_env_file(host["env_file"])
-    passwords = {k: env_file[k] for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")}
-    # App-side Python runs inside the api container (S0.4); passwords travel by environment only.
-    compose(
-        host,
-        "exec",
-        "-T",
-        "-e",
-        "REFAPP_ADMIN_PASSWORD",
-        "-e",
-        "REFAPP_USER_PASSWORD",
-        "api",
-        "python",
-        "-m",
-        "refapp",
-        "seed",
-        "--rows",
-        "20",
-        env={**os.environ, **passwords},
-    )
+    passwords = seed_app(host, 20)
     base = host["base_url"] + "/api/v1"
 
     def login(email: str, password: str) -> httpx.Response:

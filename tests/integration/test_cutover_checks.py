@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, compose, read_env_file, run_pyinfra, stack_env, superuser
+from conftest import REPO, compose, run_pyinfra, seed_app, stack_env, superuser
 
 TIMESTAMP = "20991231T235959Z"
 TABLES = ("users", "meters", "knowledge_materials", "ugc_assets", "gallery_items")
@@ -22,25 +22,7 @@ PYTEST = str(Path(sys.executable).parent / "pytest")
 
 
 def seed(host: dict, rows: int) -> None:
-    env_file = read_env_file(host["env_file"])
-    passwords = {k: env_file[k] for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")}
-    compose(
-        host,
-        "exec",
-        "-T",
-        "-e",
-        "REFAPP_ADMIN_PASSWORD",
-        "-e",
-        "REFAPP_USER_PASSWORD",
-        "api",
-        "python",
-        "-m",
-        "refapp",
-        "seed",
-        "--rows",
-        str(rows),
-        env={**os.environ, **passwords},
-    )
+    seed_app(host, rows)
 
 
 def prod_sql(stack: dict, query: str) -> str:

@@ -25,7 +25,7 @@ def shared_db(stack: dict, artifacts: dict, tmp_path_factory: pytest.TempPathFac
     kept = tmp_path_factory.mktemp("staging-assets") / "assets"
     shutil.copytree(staging["assets_dir"], kept, symlinks=True)
     set_env_value(staging["env_file"], "DATABASE_URL", prod_url)
-    for name in HOSTS:
+    for name in ("prod", "staging"):  # the database first: staging's app waits for it
         compose(stack["hosts"][name], "up", "--detach", "--wait", "--wait-timeout", "180")
     yield stack
     set_env_value(staging["env_file"], "DATABASE_URL", original)

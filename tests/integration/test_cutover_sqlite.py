@@ -81,6 +81,6 @@ def test_a_live_sqlite_file_is_backed_up_consistently(stack: dict, live_sqlite: 
 
 def test_a_missing_sqlite_file_is_one_line(stack: dict) -> None:
     result = backup(STACK_DIR / "hosts" / "staging" / "data" / "absent.sqlite3")
-    lines = [line for line in result.stdout.splitlines() if "--> turnout:" in line]
+    lines = [line for line in result.stdout.splitlines() if "turnout: " in line]
     assert result.returncode != 0 and len(lines) == 1, result.stdout[-3000:]
     assert "absent.sqlite3 does not exist; fix sqlite_path" in lines[0]

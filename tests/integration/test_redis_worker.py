@@ -5,13 +5,12 @@ jobs pushed meanwhile wait in the list (``refapp:jobs``) until the worker starts
 """
 
 import json
-import os
 import time
 from urllib.parse import quote
 
 import pytest
 import redis
-from conftest import STACK_DIR, compose, read_env_file, run_pyinfra
+from conftest import STACK_DIR, compose, read_env_file, run_pyinfra, seed_app
 
 QUEUE = "refapp:jobs"
 
@@ -24,25 +23,8 @@ def prod(stack: dict) -> dict:
     )
     assert result.returncode == 0, result.stdout[-3000:]
     host = stack["hosts"]["prod"]
+    seed_app(host, 5)
     env_file = read_env_file(host["env_file"])
-    passwords = {k: env_file[k] for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")}
-    compose(
-        host,
-        "exec",
-        "-T",
-        "-e",
-        "REFAPP_ADMIN_PASSWORD",
-        "-e",
-        "REFAPP_USER_PASSWORD",
-        "api",
-        "python",
-        "-m",
-        "refapp",
-        "seed",
-        "--rows",
-        "5",
-        env={**os.environ, **passwords},
-    )
     client = redis.Redis.from_url(env_file["REDIS_URL"])
     client.delete(QUEUE, f"{QUEUE}:processing", f"{QUEUE}:failed")
     yield {"host": host, "redis": client, "env": env_file}

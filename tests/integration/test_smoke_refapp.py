@@ -8,14 +8,21 @@ host's ``.env``), every stack secret and every token the app issued must never s
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN, REPO, ArgvWatcher, changes, compose, read_env_file, run_pyinfra, stack_env
+from conftest import (
+    BIN,
+    REPO,
+    ArgvWatcher,
+    changes,
+    run_pyinfra,
+    seed_app,
+    stack_env,
+)
 
 DEPLOY = "tests/integration/deploys/smoke_only.py"
 TIMESTAMP = "smoke-itest"
@@ -38,25 +45,7 @@ def refapp(stack: dict) -> dict:
     )
     assert up.returncode == 0, up.stdout[-3000:]
     host = stack["hosts"]["staging"]
-    env_file = read_env_file(host["env_file"])
-    passwords = {k: env_file[k] for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")}
-    compose(
-        host,
-        "exec",
-        "-T",
-        "-e",
-        "REFAPP_ADMIN_PASSWORD",
-        "-e",
-        "REFAPP_USER_PASSWORD",
-        "api",
-        "python",
-        "-m",
-        "refapp",
-        "seed",
-        "--rows",
-        "20",
-        env={**os.environ, **passwords},
-    )
+    passwords = seed_app(host, 20)
     return {"host": host, **passwords}
 
 

@@ -5,7 +5,8 @@
   ``<dest>.partial-<pid>``; ``PRAGMA integrity_check`` must answer ``ok`` on the copy; then it is
   fsynced, renamed to ``dest`` (parent fsynced) and recorded in ``<dest>.sha256`` (sha256, size,
   stat signature), like a verified pg_dump.
-- ``sqlite_backup_info`` (fact): whether ``dest`` is such a verified backup, unchanged since.
+- ``sqlite_backup_info`` (fact): whether ``dest`` is such a verified backup of ``source``,
+  unchanged since.
 
     python -c 'from turnout.remote import hostside_command as c
     print(c("sqlite_backup_info", {"dest": "/srv/backups/app.db"}).get_raw_value())' | sh
@@ -32,8 +33,11 @@ def sqlite_trusted(dest: str) -> dict | None:
 def action_sqlite_backup_info(params: dict) -> dict:
     """``exists``/``trusted`` and the recorded sha256 of the backup at ``dest``."""
     dest = params["dest"]
-    record = sqlite_trusted(dest)
     source = params.get("source")
+    record = sqlite_trusted(dest)
+    if record and source and record.get("source") != source:
+        record = None  # a backup of another file: not this one's
+
     return {
         "dest": dest,
         "exists": os.path.lexists(dest),
