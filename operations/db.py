@@ -229,6 +229,8 @@ def restore(
         )
         if info["exists"] and info["format"] is None:
             raise OperationError(f"{dump} is not a custom-format dump file nor a dump directory")
+        if info["exists"] and info.get("complete") is False:
+            raise OperationError(f"{dump} is not a readable dump: {info.get('problem')}")
         done = require_fact(observe(RestoreMarker, marker=marker), f"read marker {marker}")
         if policy not in RESTORE_POLICIES:
             raise OperationError(f"restore policy must be one of {RESTORE_POLICIES}: {policy!r}")

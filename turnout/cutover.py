@@ -144,6 +144,12 @@ def check_plan(run: Any, plan: CutoverPlan) -> CutoverPlan:
             "restore-assets needs assets_dir (the live assets directory on the host); set it, "
             "or leave src_assets out; nothing was changed"
         )
+    if plan.runs("restore-db"):
+        from turnout.runbook import require_given_dump
+
+        require_given_dump(
+            "src_dump", settings.src_dump, "leave src_dump out", db_exec_argv(settings)
+        )
     expect = dict(settings.health_expect_map)
     if plan.runs("health") and "migrate" in settings.steps and settings.app_python:
         expect.setdefault("alembic_revision", alembic_head(settings))

@@ -120,6 +120,29 @@ def ensure_unchanged_note(message: str) -> str:
     return message.removesuffix("; nothing was changed") + "; nothing was changed"
 
 
+def require_given_dump(
+    setting: str, path: str, instead: str, compose_exec: list[str] | None = None
+) -> None:
+    """A dump the operator gave (``dump_path``, ``src_dump``) must be a complete pg_dump archive
+    on the host — read in full, since ``pg_restore --list`` also succeeds on a truncated dump (a
+    verified dump with its unchanged record is trusted without reading) — or ``PreflightError``
+    says which and what to do ``instead``."""
+    given = require(
+        observe(DumpInfo, path=path, verify=True, pg_bin="", compose_exec=compose_exec),
+        f"read the dump {path}",
+    )
+    if not given["exists"] or not given.get("format"):
+        raise PreflightError(
+            f"{setting} {path} is not a pg_dump custom file or directory on the host; give the "
+            f"path of an existing dump, or {instead}; nothing was changed"
+        )
+    if given.get("complete") is False:
+        raise PreflightError(
+            f"{setting} {path} is not a complete dump ({given.get('problem')}); give a complete "
+            f"dump (a truncated copy cannot be restored), or {instead}; nothing was changed"
+        )
+
+
 def check_inputs(run: Run, preflight: Preflight) -> None:
     """The pre-flight: every input the run depends on, before any step (see ``Preflight``)."""
     settings = run.settings
@@ -138,24 +161,9 @@ def check_inputs(run: Run, preflight: Preflight) -> None:
             "fix the tables setting (schema.table names of the source; unset: every table)",
         )
     if preflight.dump and settings.dump_path:
-        # Read in full (a verified dump with its unchanged record is trusted without reading):
-        # ``pg_restore --list`` also succeeds on a truncated dump.
-        given = require(
-            observe(DumpInfo, path=settings.dump_path, verify=True, pg_bin=""),
-            f"read the dump {settings.dump_path}",
+        require_given_dump(
+            "dump_path", settings.dump_path, "unset dump_path to dump the source again"
         )
-        if not given["exists"] or not given.get("format"):
-            raise PreflightError(
-                f"dump_path {settings.dump_path} is not a pg_dump custom file or directory on the "
-                "host; give the path of an existing dump, or unset dump_path to dump the source; "
-                "nothing was changed"
-            )
-        if given.get("complete") is False:
-            raise PreflightError(
-                f"dump_path {settings.dump_path} is not a complete dump ({given.get('problem')}); "
-                "give a complete dump (a truncated copy cannot be restored), or unset dump_path "
-                "to dump the source again; nothing was changed"
-            )
     mirrors = settings.assets and settings.rsync_source and settings.assets_dir  # assets=false: off
     if preflight.assets_source and mirrors:
         source = settings.rsync_source
