@@ -127,6 +127,10 @@ if plan.runs("migrate"):
         service=settings.app_service,
         app_python=settings.app_python,
     )
+
+if "target" in plan.databases and (plan.runs("restore-db") or plan.runs("migrate")):
+    # What the database holds after the database steps, before the app writes again: the
+    # testinfra checks compare the live counts with it.
     validate.snapshot_counts(
         name="Row counts after",
         database=run.target,
@@ -152,7 +156,7 @@ if plan.runs("health"):
 if plan.runs("smoke"):
     smoke.core(name="Smoke: core", **plan.smoke, record=run.output("smoke.json"))
 
-if plan.app_host and settings.assets_dir and plan.runs("restore-assets"):
+if plan.runs("restore-assets"):
     assets.record_tree(
         name="Assets after", path=settings.assets_dir, record=run.output("assets_after.json")
     )

@@ -44,6 +44,8 @@ health_retries = 5
 health = True
 # What the health body must also report, "key=value" items (dotted paths: a.b=1).
 health_expect = ()
+# Health body key (dotted) holding the Alembic revision the cutover expects; "" = none.
+health_revision_key = "alembic_revision"
 # HTTP status the health endpoint must answer (a redirect always fails).
 health_status = 200
 # Health body rule: ok (status ok), any, json:true, text:OK, checks.db.status=up,a.b=1.

@@ -13,3 +13,6 @@ drop_schema = False
 # TURNOUT_PROD_DB_HOSTS.
 app_hosts_group = "prod_app"
 db_hosts_group = "prod_db"
+# Production's health must say which database it runs on (the reference app's answer; set
+# another key=value, or (), for an app that reports it otherwise).
+health_expect = ("db_backend=postgresql",)

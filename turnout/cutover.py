@@ -151,8 +151,9 @@ def check_plan(run: Any, plan: CutoverPlan) -> CutoverPlan:
             "src_dump", settings.src_dump, "leave src_dump out", db_exec_argv(settings)
         )
     expect = dict(settings.health_expect_map)
-    if plan.runs("health") and "migrate" in settings.steps and settings.app_python:
-        expect.setdefault("alembic_revision", alembic_head(settings))
+    revision_key = settings.health_revision_key
+    if plan.runs("health") and "migrate" in settings.steps and revision_key:
+        expect.setdefault(revision_key, alembic_head(settings))
     smoke_arguments: dict[str, Any] = {}
     if plan.runs("smoke"):
         from turnout.smoke import core_arguments, smoke_credentials

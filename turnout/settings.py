@@ -334,6 +334,12 @@ def _data_key_names(value: object) -> tuple[str, ...]:
     return items
 
 
+def _health_key(value: object) -> str:
+    if not isinstance(value, str) or (value and not re.fullmatch(r"[A-Za-z0-9_.-]+", value)):
+        raise _Invalid('a dotted key path like alembic_revision or checks.db.revision, or ""')
+    return value
+
+
 def _steps(value: object) -> tuple[str, ...]:
     items = _string_list(value)
     if not items or any(item not in CUTOVER_STEPS for item in items):
@@ -629,6 +635,13 @@ class Settings:
         _key_values,
         example="db_backend=postgresql",
         doc='What the health body must also report, "key=value" items (dotted paths: a.b=1).',
+        section=_HTTP,
+    )
+    health_revision_key: str = setting(
+        "alembic_revision",
+        _health_key,
+        example="checks.db.revision",
+        doc='Health body key (dotted) holding the Alembic revision the cutover expects; "" = none.',
         section=_HTTP,
     )
     health_status: int = setting(
