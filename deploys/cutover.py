@@ -116,6 +116,8 @@ if plan.runs("migrate"):
     alembic.upgrade(
         name="Migrate (alembic upgrade head)",
         after_restore=plan.runs("restore-db"),
+        lock=None if settings.sqlite_path else run.target,
+        log_path=run.log("alembic.log"),
         **app,
         service=settings.app_service,
         app_python=settings.app_python,

@@ -10,7 +10,6 @@ import shlex
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from turnout.dsn import redact
-from turnout.facts.compose import compose_command
 
 # Printed before the JSON answer, so Alembic's own log lines around it are ignored.
 ANSWER_MARK = "#turnout-alembic "
@@ -40,7 +39,7 @@ HISTORY_RE = re.compile(
 REVISION_RE = re.compile(r"^(?P<rev>[0-9A-Za-z_]+)(?P<tags>(?: \([a-z]+\))*)\s*$")
 
 
-def app_command(
+def app_argv(
     *argv: str,
     service: str,
     running: bool,
@@ -48,20 +47,25 @@ def app_command(
     compose_file: str,
     project: str | None = None,
     docker_bin: str = "docker",
-) -> StringCommand:
+) -> list[str]:
     """``argv`` inside the app's compose ``service``: ``exec -T`` while it runs, else a one-off
     ``run --rm --no-deps -T`` container of the same service (the writers are frozen during a
-    cutover, the database is not)."""
-    how = ("exec", "-T") if running else ("run", "--rm", "--no-deps", "-T")
-    return compose_command(
-        *how,
-        service,
-        *argv,
-        env_file=env_file,
-        compose_file=compose_file,
-        project=project,
-        docker_bin=docker_bin,
-    )
+    cutover, the database is not).
+
+    >>> app_argv("python", "-V", service="api", running=False, env_file="/a/.env",
+    ...          compose_file="/a/c.yml")[-6:]
+    ['--rm', '--no-deps', '-T', 'api', 'python', '-V']
+    """
+    how = ["exec", "-T"] if running else ["run", "--rm", "--no-deps", "-T"]
+    where = [docker_bin, "compose", "--env-file", env_file, "-f", compose_file]
+    if project:
+        where += ["-p", project]
+    return [*where, *how, service, *argv]
+
+
+def app_command(*argv: str, **where: object) -> StringCommand:
+    """``app_argv`` as a shell command (each word quoted)."""
+    return StringCommand(*(QuoteString(word) for word in app_argv(*argv, **where)))
 
 
 def parse_revisions(lines: list[str]) -> list[str]:
@@ -157,4 +161,102 @@ class AlembicStatus(FactBase[dict]):
             "heads": heads,
             "pending": parse_history(answer["history"], current),
             "at_head": sorted(current) == sorted(heads),
+        }
+
+
+# One Python run walks the revisions a downgrade from ``current`` to ``target`` would undo and
+# reads each one's ``downgrade()``: empty, ``pass`` or a bare ``raise`` means it cannot be undone.
+DOWNGRADE_SCRIPT = """
+import ast, inspect, json, textwrap
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+answer = {"steps": []}
+try:
+    script = ScriptDirectory.from_config(Config(%r))
+    current, target = %r, %r
+    if target == "-1":
+        down = script.get_revision(current).down_revision
+        target = down if isinstance(down, str) else "base"
+    answer["target"] = target
+    for rev in script.iterate_revisions(current, target):
+        why = None
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(rev.module.downgrade)))
+            body = [n for n in tree.body[0].body
+                    if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+            if not body or all(isinstance(n, ast.Pass) for n in body):
+                why = "its downgrade() does nothing"
+            elif all(isinstance(n, ast.Raise) for n in body):
+                why = "its downgrade() raises"
+        except (AttributeError, OSError, TypeError) as error:
+            why = "no readable downgrade(): %%s" %% error
+        answer["steps"].append({"revision": rev.revision, "message": rev.doc or "",
+                                "reversible": why is None, "why": why})
+except Exception as error:
+    answer["error"] = "%%s: %%s" %% (type(error).__name__, error)
+print(%r + json.dumps(answer))
+"""
+
+
+class AlembicDowngradePath(FactBase[dict]):
+    """
+    The revisions ``alembic downgrade <target>`` would undo from ``current`` (newest first), and
+    whether each can be undone: its ``downgrade()`` is read inside the app's compose service; one
+    that is empty, only ``pass`` or only a ``raise`` is irreversible. ``target`` may be ``-1``.
+
+    .. code:: python
+
+        from turnout.facts.alembic import AlembicDowngradePath
+        path = host.get_fact(
+            AlembicDowngradePath, current="0003", target="-1", env_file="/srv/app/.env",
+            compose_file="/srv/app/docker-compose.yml", app_python="uv run python",
+        )
+        # {"ok": True, "target": "0002", "reversible": True,
+        #  "steps": [{"revision": "0003", "message": "…", "reversible": True, "why": None}]}
+    """
+
+    def command(
+        self,
+        current: str,
+        target: str,
+        env_file: str,
+        compose_file: str,
+        project: str | None = None,
+        docker_bin: str = "docker",
+        service: str = "api",
+        app_python: str = "uv run python",
+        running: bool = True,
+        alembic_ini: str = "alembic.ini",
+    ) -> StringCommand:
+        script = DOWNGRADE_SCRIPT % (alembic_ini, current, target, ANSWER_MARK)
+        inner = app_command(
+            *shlex.split(app_python),
+            "-c",
+            script,
+            service=service,
+            running=running,
+            env_file=env_file,
+            compose_file=compose_file,
+            project=project,
+            docker_bin=docker_bin,
+        )
+        return StringCommand(inner, "2>&1", "||", "echo", QuoteString("#failed"))
+
+    def process(self, output: list[str]) -> dict:
+        answer = None
+        for line in output:
+            if line.startswith(ANSWER_MARK):
+                answer = json.loads(line[len(ANSWER_MARK) :])
+        if answer is None or answer.get("error"):
+            problem = (answer or {}).get("error") or " ".join(
+                line for line in output[-5:] if line != "#failed"
+            )
+            return {"ok": False, "error": redact(problem)[:400], "steps": []}
+        steps = answer["steps"]
+        return {
+            "ok": True,
+            "error": None,
+            "target": answer["target"],
+            "steps": steps,
+            "reversible": all(step["reversible"] for step in steps),
         }

@@ -7,15 +7,17 @@ import json
 import shlex
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 
-from turnout.facts.alembic import AlembicStatus, app_command
+from turnout.database import Database
+from turnout.facts.alembic import AlembicDowngradePath, AlembicStatus, app_argv
 from turnout.facts.compose import ComposeServices, project_where
 from turnout.facts.evidence import FileDigest
 from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.operations.evidence import keep_text, plan_keep
+from turnout.remote import hostside_progress_command
 
 
 def service_running(where: dict, service: str) -> bool:
@@ -38,6 +40,16 @@ def describe_pending(pending: list[dict]) -> str:
     return ", ".join(f"{p['revision']} ({p['message']})" for p in pending)
 
 
+def migration_command(argv: list[str], lock: Database | None, log_path: str | None):
+    """The migration ``argv`` as a command: as it is, or run by the host program while it holds
+    turnout's advisory lock on the database ``lock`` (``turnout/hostside/schema.py``)."""
+    if lock is None:
+        return StringCommand(*(QuoteString(word) for word in argv))
+    return hostside_progress_command(
+        "locked_migration", {**lock.params(), "argv": argv, "log_path": log_path}
+    )
+
+
 def alembic_argv(app_python: str, *args: str) -> list[str]:
     return [*shlex.split(app_python), "-m", "alembic", *args]
 
@@ -51,6 +63,8 @@ def upgrade(
     service: str = "api",
     app_python: str = "uv run python",
     after_restore: bool = False,
+    lock: Database | None = None,
+    log_path: str | None = None,
 ):
     """
     ``alembic upgrade head`` inside the app's compose ``service`` (``exec`` while it runs, else a
@@ -63,6 +77,9 @@ def upgrade(
     + app_python: the Python with the app's dependencies inside that service
     + after_restore: an earlier step restores the database: the plan says the revision is
       asked again after it (the restored dump's revision is not known before)
+    + lock: the app's database: the migration runs holding turnout's PostgreSQL advisory lock
+      on it, so two hosts never migrate one database at once (None: no lock, e.g. SQLite)
+    + log_path: log file of the migration's output (with ``lock``)
 
     .. code:: python
 
@@ -91,12 +108,13 @@ def upgrade(
             f"Will upgrade the database from {current} to {', '.join(status['heads'])}: "
             f"{len(status['pending'])} revision(s) {describe_pending(status['pending'])}"
         )
-        yield app_command(
+        argv = app_argv(
             *alembic_argv(app_python, "upgrade", "head"),
             service=service,
             running=service_running(where, service),
             **where,
         )
+        yield migration_command(argv, lock, log_path)
     except OperationError as error:
         yield from stop(error)
 
@@ -110,13 +128,22 @@ def downgrade(
     docker_bin: str = "docker",
     service: str = "api",
     app_python: str = "uv run python",
+    lock: Database | None = None,
+    log_path: str | None = None,
+    restore_hint: str | None = None,
 ):
     """
     ``alembic downgrade <revision>`` inside the app's compose ``service``: the rollback of a
     schema release when its migrations are reversible (S2.6). A database already at
-    ``revision`` changes nothing.
+    ``revision`` changes nothing. Every revision on the way down must have a ``downgrade()``
+    that does something (read in the app's service: ``AlembicDowngradePath``); otherwise the
+    downgrade is refused, while planning already, naming the revision and ``restore_hint``.
+    ``revision`` may be ``-1`` (one step down).
 
     + revision: the revision to go back to (the one recorded before the release)
+    + lock / log_path: as ``upgrade``
+    + restore_hint: what to run instead when a revision on the way down is irreversible (the
+      refusal names it; the plan already refuses)
 
     .. code:: python
 
@@ -134,13 +161,44 @@ def downgrade(
         if status["current"] == [revision]:
             host.noop(f"database already at Alembic revision {revision}")
             return
-        host.log(f"Will downgrade the database from {', '.join(status['current'])} to {revision}")
-        yield app_command(
+        if len(status["current"]) != 1:
+            raise OperationError(
+                f"the database is at {', '.join(status['current']) or 'no revision'}: one "
+                "current revision is needed to walk down from"
+            )
+        running = service_running(where, service)
+        path = require_fact(
+            observe(
+                AlembicDowngradePath,
+                current=status["current"][0],
+                target=revision,
+                **where,
+                service=service,
+                app_python=app_python,
+                running=running,
+            ),
+            f"read the downgrade path to {revision}",
+        )
+        blocked = [step for step in path["steps"] if not step["reversible"]]
+        if blocked:
+            first = blocked[0]
+            raise OperationError(
+                f"cannot downgrade to {revision}: revision {first['revision']} "
+                f"({first['message']}) is irreversible ({first['why']}); restore the backup "
+                f"instead{': ' + restore_hint if restore_hint else ''}"
+            )
+        undone = ", ".join(f"{step['revision']} ({step['message']})" for step in path["steps"])
+        host.log(
+            f"Will downgrade the database from {status['current'][0]} to {path['target']}, "
+            f"undoing {undone}; every one has a downgrade()"
+        )
+        argv = app_argv(
             *alembic_argv(app_python, "downgrade", revision),
             service=service,
-            running=service_running(where, service),
+            running=running,
             **where,
         )
+        yield migration_command(argv, lock, log_path)
     except OperationError as error:
         yield from stop(error)
 

@@ -468,6 +468,16 @@ def test_migrate_applies_a_new_revision_that_the_plan_listed_first(
         "revision added after the app started))" in dry.stdout
     )
     assert revision(url) == "0002"
+    # Another session migrating this database (turnout's advisory lock held): refused at once.
+    from turnout.hostside.schema import MIGRATION_LOCK_KEY
+
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        refused = deploy("cutover", *data)
+    outputs.append(refused.stdout)
+    assert refused.returncode != 0
+    assert "another migration of this database is running (pid " in refused.stdout
+    assert revision(url) == "0002"
     real = deploy("cutover", *data)
     outputs.append(real.stdout)
     assert real.returncode == 0, real.stdout[-4000:]

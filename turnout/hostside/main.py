@@ -51,6 +51,7 @@ OPERATION_ACTIONS = {
     "pg_dump": ("dump", "action_pg_dump"),
     "pg_restore": ("dump", "action_pg_restore"),
     "sqlite_backup": ("sqlite", "action_sqlite_backup"),
+    "locked_migration": ("schema", "action_locked_migration"),
     "rsync_mirror": ("assets", "action_rsync_mirror"),
     "http_health_wait": ("web", "action_http_health_wait"),
     "make_dirs": ("files", "action_make_dirs"),

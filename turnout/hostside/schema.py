@@ -1,0 +1,65 @@
+"""Host-side schema migrations under a PostgreSQL advisory lock (S2.6; issue 9 item 5).
+
+- ``locked_migration`` (operation): takes turnout's advisory lock on the app's database
+  (``pg_try_advisory_lock``, session level) and, holding it, runs the migration command it is
+  given (``docker compose … exec -T api <python> -m alembic upgrade head``); the lock goes with
+  the session. Two hosts can therefore never migrate one database at once, whatever their host
+  locks say: the second is refused at once, naming the session that holds the lock.
+
+    python -c 'from turnout.remote import hostside_command as c
+    print(c("locked_migration", {"dsn_env": "DATABASE_URL", "env_file": "/srv/app/.env",
+        "argv": ["true"]}).get_raw_value())' | sh
+"""
+
+import hashlib
+
+from turnout.hostside.base import HostsideError, run_tool
+from turnout.hostside.pg import pg_connect
+
+# One key for every turnout migration: a 64-bit number derived from a fixed name.
+MIGRATION_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"turnout: schema migration").digest()[:8], "big", signed=True
+)
+
+
+def lock_halves(key: int) -> tuple[int, int]:
+    """How ``pg_locks`` shows a bigint advisory key: (classid, objid), the high and low 32 bits.
+
+    >>> lock_halves((5 << 32) | 7)
+    (5, 7)
+    """
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    return unsigned >> 32, unsigned & 0xFFFFFFFF
+
+
+def lock_holders(conn, key: int) -> list[str]:  # noqa: ANN001
+    """``pid <n> (<application>, <state>)`` of the sessions holding the advisory ``key``."""
+    classid, objid = lock_halves(key)
+    rows = conn.execute(
+        "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local') "
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.classid = %s AND l.objid = %s",
+        (classid, objid),
+    ).fetchall()
+    return [f"pid {pid} ({app or 'no application name'}, from {addr})" for pid, app, addr in rows]
+
+
+def action_locked_migration(params: dict) -> dict:
+    """Run ``argv`` while holding turnout's advisory lock on the database (see the module
+    docstring); refused at once when another session holds it."""
+    argv = params["argv"]
+    timeout = float(params.get("timeout_s") or 3600)
+    with pg_connect(params) as conn:
+        conn.execute("SET application_name = 'turnout migration lock'")
+        taken = conn.execute(
+            "SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)
+        ).fetchone()[0]
+        if not taken:
+            holders = ", ".join(lock_holders(conn, MIGRATION_LOCK_KEY)) or "a session"
+            raise HostsideError(
+                f"another migration of this database is running ({holders} holds turnout's "
+                f"advisory lock {MIGRATION_LOCK_KEY}); wait for it to finish, then rerun"
+            )
+        output = run_tool(argv, log_path=params.get("log_path"), timeout=timeout)
+    return {"ran": argv[-3:], "output_tail": output.splitlines()[-5:]}
