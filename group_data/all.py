@@ -173,6 +173,12 @@ rollback_run = None
 # Rollback of the database: restore the baseline backup, alembic downgrade, or none.
 rollback_db = "restore"
 
+# --- schema release (S2.5-S2.7) ---
+# The revision a schema release upgrades to (migrate runbook).
+target_revision = "head"
+# Schema release rollback: alembic downgrade to -1 or a revision (released only).
+rollback = None
+
 # --- data keys (C3) ---
 # Host data keys of your own that are not settings (otherwise refused as typos).
 extra_data_keys = ()

@@ -35,6 +35,19 @@ def alembic_status(where: dict, service: str, app_python: str) -> dict:
     )
 
 
+def pending_until(pending: list[dict], target: str) -> list[dict] | None:
+    """The pending revisions up to ``target`` (all of them for ``head``), oldest first; None
+    when ``target`` is not among them.
+
+    >>> pending_until([{"revision": "3"}, {"revision": "4"}], "3")
+    [{'revision': '3'}]
+    """
+    if target == "head":
+        return pending
+    ids = [p["revision"] for p in pending]
+    return pending[: ids.index(target) + 1] if target in ids else None
+
+
 def describe_pending(pending: list[dict]) -> str:
     """``0003 (add notes), 0004 (…)``."""
     return ", ".join(f"{p['revision']} ({p['message']})" for p in pending)
@@ -65,10 +78,12 @@ def upgrade(
     after_restore: bool = False,
     lock: Database | None = None,
     log_path: str | None = None,
+    target: str = "head",
 ):
     """
-    ``alembic upgrade head`` inside the app's compose ``service`` (``exec`` while it runs, else a
-    one-off ``run --rm --no-deps`` container), with ``app_python`` (default ``uv run python``).
+    ``alembic upgrade head`` (or ``target``) inside the app's compose ``service`` (``exec``
+    while it runs, else a one-off ``run --rm --no-deps`` container), with ``app_python``
+    (default ``uv run python``).
     A database already at the head changes nothing; the plan lists the pending revisions by id
     and message (asked of Alembic against the live revision, not ``--sql`` blind mode).
 
@@ -80,6 +95,7 @@ def upgrade(
     + lock: the app's database: the migration runs holding turnout's PostgreSQL advisory lock
       on it, so two hosts never migrate one database at once (None: no lock, e.g. SQLite)
     + log_path: log file of the migration's output (with ``lock``)
+    + target: the revision to upgrade to (default ``head``)
 
     .. code:: python
 
@@ -95,7 +111,17 @@ def upgrade(
     try:
         where = project_where(env_file, compose_file, project, docker_bin)
         status = alembic_status(where, service, app_python)
-        if status["at_head"]:
+        pending = pending_until(status["pending"], target)
+        if target != "head" and status["current"] == [target]:
+            host.noop(f"database at the target revision {target}")
+            return
+        if target != "head" and pending is None:
+            raise OperationError(
+                f"revision {target} is not pending above {', '.join(status['current'])}; set "
+                "target_revision to one of: "
+                + (", ".join(p["revision"] for p in status["pending"]) or "none (at head)")
+            )
+        if target == "head" and status["at_head"]:
             if after_restore and not host.state.is_executing:
                 host.log(
                     f"Will ask Alembic again after the restore: the database is at the head "
@@ -104,12 +130,13 @@ def upgrade(
             host.noop(f"database at the Alembic head {', '.join(status['heads'])}")
             return
         current = ", ".join(status["current"]) or "<base>"
+        goal = ", ".join(status["heads"]) if target == "head" else target
         host.log(
-            f"Will upgrade the database from {current} to {', '.join(status['heads'])}: "
-            f"{len(status['pending'])} revision(s) {describe_pending(status['pending'])}"
+            f"Will upgrade the database from {current} to {goal}: "
+            f"{len(pending)} revision(s) {describe_pending(pending)}"
         )
         argv = app_argv(
-            *alembic_argv(app_python, "upgrade", "head"),
+            *alembic_argv(app_python, "upgrade", target),
             service=service,
             running=service_running(where, service),
             **where,

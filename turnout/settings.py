@@ -340,6 +340,13 @@ def _health_key(value: object) -> str:
     return value
 
 
+def _revision(value: object) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"-1|[0-9A-Za-z_]+", text):
+        raise _Invalid("an Alembic revision id, head, base or -1")
+    return text
+
+
 def _steps(value: object) -> tuple[str, ...]:
     items = _string_list(value)
     if not items or any(item not in CUTOVER_STEPS for item in items):
@@ -525,6 +532,7 @@ _ASSETS = "assets (S1.5)"
 _MOVE = "dump, restore, mirror (S1.1-S1.3, S1.10, S1.12)"
 _DATA_KEYS = "data keys (C3)"
 _CUTOVER = "production cutover and rollback (S0.1-S0.10)"
+_RELEASE_SCHEMA = "schema release (S2.5-S2.7)"
 _RELEASE = "release (S0.2)"
 
 
@@ -1040,6 +1048,20 @@ class Settings:
         example="downgrade",
         doc="Rollback of the database: restore the baseline backup, alembic downgrade, or none.",
         section=_CUTOVER,
+    )
+    target_revision: str = setting(
+        "head",
+        _revision,
+        example="0003",
+        doc="The revision a schema release upgrades to (migrate runbook).",
+        section=_RELEASE_SCHEMA,
+    )
+    rollback: str | None = setting(
+        None,
+        _revision,
+        example="-1",
+        doc="Schema release rollback: alembic downgrade to -1 or a revision (released only).",
+        section=_RELEASE_SCHEMA,
     )
     extra_data_keys: tuple[str, ...] = setting(
         (),
