@@ -85,3 +85,24 @@ class SqliteBackup(HostsideFact):
 
     def command(self, dest: str, source: str | None = None) -> StringCommand:
         return hostside_command("sqlite_backup_info", {"dest": dest, "source": source})
+
+
+class SqliteRestore(HostsideFact):
+    """
+    Whether the live SQLite file ``dest`` already is the verified ``backup`` (same sha256, no
+    ``-wal``/``-shm`` beside it).
+
+    .. code:: python
+
+        from turnout.facts.dump import SqliteRestore
+        state = host.get_fact(
+            SqliteRestore,
+            backup="/var/lib/turnout/evidence/migrate/x/src_artifacts/baseline.sqlite3",
+            dest="/srv/app/data/app.db",
+        )
+        # {"ok": True, "backup_trusted": True, "backup_sha256": "9f2c…", "live_sha256": "77aa…",
+        #  "side_files": ["/srv/app/data/app.db-wal"], "restored": False}
+    """
+
+    def command(self, backup: str, dest: str) -> StringCommand:
+        return hostside_command("sqlite_restore_info", {"backup": backup, "dest": dest})

@@ -176,7 +176,7 @@ rollback_db = "restore"
 # --- schema release (S2.5-S2.7) ---
 # The revision a schema release upgrades to (migrate runbook).
 target_revision = "head"
-# Schema release rollback: alembic downgrade to -1 or a revision (released only).
+# Undo a schema release (released): -1 or <revision> (downgrade), restore (backup).
 rollback = None
 
 # --- data keys (C3) ---

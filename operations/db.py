@@ -10,7 +10,7 @@ from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.database import Database
-from turnout.facts.dump import DumpInfo, RestoreMarker, SqliteBackup
+from turnout.facts.dump import DumpInfo, RestoreMarker, SqliteBackup, SqliteRestore
 from turnout.facts.postgres import PostgresServer, RowCounts
 from turnout.failures import require_fact, stop
 from turnout.guard import destructive
@@ -318,5 +318,50 @@ def sqlite_backup(source: str, dest: str):
             f"backup API to {dest}, then check its integrity"
         )
         yield hostside_command("sqlite_backup", {"source": source, "dest": dest})
+    except OperationError as error:
+        yield from stop(error)
+
+
+@destructive("the SQLite file restore (replaces the app's live database file)")
+@operation()
+def sqlite_restore(backup: str, dest: str, timestamp: str):
+    """
+    Put a verified SQLite backup (made by ``db.sqlite_backup``) back as the app's live file
+    (S2.7): the replaced file and its ``-wal``/``-shm``/``-journal`` are kept aside as
+    ``<dest>.failed_<timestamp>…``; the backup is copied beside ``dest``, checked against its
+    sha256 and ``integrity_check``, fsynced and renamed over ``dest``. Stop the app first (the
+    freeze step). A live file that already is the backup changes nothing. Destructive.
+
+    + backup: the verified backup on the host
+    + dest: the app's SQLite file (setting ``sqlite_path``)
+    + timestamp: names the files kept aside
+
+    .. code:: python
+
+        from turnout.operations import db
+        db.sqlite_restore(
+            name="Put the SQLite backup back",
+            backup="/var/lib/turnout/evidence/migrate/20261124T120000Z/src_artifacts/baseline.sqlite3",
+            dest="/srv/app/data/app.db",
+            timestamp="20261124T130000Z",
+        )
+    """
+    try:
+        state = require_fact(observe(SqliteRestore, backup=backup, dest=dest), f"read {dest}")
+        if state["restored"]:
+            host.noop(f"{dest} already is the backup (sha256:{state['backup_sha256'][:12]})")
+            return
+        if not state["backup_trusted"]:
+            raise OperationError(
+                f"{backup} is not a verified SQLite backup (no matching .sha256 record)"
+            )
+        sides = f" and {', '.join(state['side_files'])}" if state["side_files"] else ""
+        host.log(
+            f"Will put back {backup} (sha256:{state['backup_sha256'][:12]}) as {dest}; the "
+            f"current file{sides} kept aside as {dest}.failed_{timestamp}"
+        )
+        yield hostside_command(
+            "sqlite_restore", {"backup": backup, "dest": dest, "timestamp": timestamp}
+        )
     except OperationError as error:
         yield from stop(error)

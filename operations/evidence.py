@@ -7,12 +7,13 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
+from turnout.dsn import redact
 from turnout.evidence import EVIDENCE_SUBDIRS
 from turnout.facts.evidence import EvidenceDirectory, FileDigest, JsonFile
 from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.remote import hostside_command
-from turnout.runrecord import build_record, record_text, steps_so_far, summary
+from turnout.runrecord import build_record, record_text, render_report, steps_so_far, summary
 
 
 @operation()
@@ -125,7 +126,9 @@ def embedded_records(records: dict[str, str]) -> dict[str, dict | None]:
 
 
 @operation()
-def run_record(path: str, run: dict, records: dict[str, str] | None = None):
+def run_record(
+    path: str, run: dict, records: dict[str, str] | None = None, report: str | None = None
+):
     """
     The last step of a runbook: keep the run's audit record (S0.3, S2.9) in ``path``
     (``<run_dir>/run.json``, 0600): ``run`` (task, timestamp, operator, settings that matter),
@@ -133,7 +136,8 @@ def run_record(path: str, run: dict, records: dict[str, str] | None = None):
     and the content of each JSON record named in ``records`` (revisions before and after, the
     markers naming the artifacts by sha256). A rerun that changed nothing leaves it unchanged.
     A step that fails writes the record at once with ``exit: "failed"`` and the step's name
-    (``turnout.runrecord.StepClock``; installed by ``install_failed_record``).
+    (``turnout.runrecord.StepClock``; installed by ``install_failed_record``). With ``report``,
+    the same record is kept for a human reader as markdown (``report.md``, S2.9).
 
     .. code:: python
 
@@ -164,6 +168,8 @@ def run_record(path: str, run: dict, records: dict[str, str] | None = None):
             },
         )
         yield from keep_text(path, record_text(record))
+        if report:
+            yield from keep_text(report, redact(render_report(record)))
     except OperationError as error:
         yield from stop(error)
 

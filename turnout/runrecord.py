@@ -32,12 +32,7 @@ def now() -> str:
 def operator_name(setting: str | None = None) -> str:
     """Who runs turnout: the ``operator_name`` setting, else ``$SUDO_USER``, else ``$USER``
     (else the login name) of the control machine."""
-    return (
-        setting
-        or os.environ.get("SUDO_USER")
-        or os.environ.get("USER")
-        or getpass.getuser()
-    )
+    return setting or os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
 
 
 class StepClock(BaseStateCallback):
@@ -166,3 +161,54 @@ def summary(embedded: dict[str, dict | None], paths: dict[str, str]) -> dict:
     if artifacts:
         result["artifacts"] = artifacts
     return result
+
+
+def render_report(record: dict) -> str:
+    """``report.md``: the run record for a human reader (S2.9) — who, when, the outcome, each
+    step, the revisions, the backup and artifacts by sha256, the checks' verdicts.
+
+    >>> print(render_report({"task": "migrate", "timestamp": "t", "operator": "ann",
+    ...     "exit": 0, "steps": {}}).splitlines()[0])
+    # migrate t — passed
+    """
+    outcome = "passed" if record.get("exit") == 0 else f"FAILED at {record.get('failed_step')}"
+    lines = [
+        f"# {record.get('task')} {record.get('timestamp')} — {outcome}",
+        "",
+        f"- operator: {record.get('operator')}",
+        f"- started: {record.get('started_at')}, ended: {record.get('ended_at')}",
+        f"- evidence: {record.get('run_dir')}",
+    ]
+    revisions = record.get("revisions")
+    if revisions:
+        lines.append(
+            f"- revision before: {revisions.get('before')}, after: {revisions.get('after')}"
+        )
+    for name, artifact in sorted((record.get("artifacts") or {}).items()):
+        lines.append(f"- {name}: {artifact.get('path')} (sha256 {artifact.get('sha256')})")
+    if record.get("restore_with"):
+        lines.append(f"- to restore the backup: `{record['restore_with']}`")
+    lines += ["", "| step | start | end | changed | status |", "| --- | --- | --- | --- | --- |"]
+    for name, step in (record.get("steps") or {}).items():
+        changed = "yes" if step.get("changed") else "no"
+        lines.append(
+            f"| {name} | {step.get('start')} | {step.get('end')} | {changed} | "
+            f"{step.get('status')} |"
+        )
+    for name in (
+        "prechecks_before",
+        "prechecks_after",
+        "unique_gate",
+        "pending_revisions",
+        "dedupe",
+    ):
+        if record.get(name):
+            lines += [
+                "",
+                f"## {name}",
+                "",
+                "```json",
+                json.dumps(record[name], indent=2, sort_keys=True),
+                "```",
+            ]
+    return "\n".join(lines) + "\n"

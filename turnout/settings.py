@@ -347,6 +347,13 @@ def _revision(value: object) -> str:
     return text
 
 
+def _rollback(value: object) -> str:
+    try:
+        return _revision(value)
+    except _Invalid:
+        raise _Invalid("restore (the run's backup), -1 or an Alembic revision id") from None
+
+
 def _steps(value: object) -> tuple[str, ...]:
     items = _string_list(value)
     if not items or any(item not in CUTOVER_STEPS for item in items):
@@ -1058,9 +1065,9 @@ class Settings:
     )
     rollback: str | None = setting(
         None,
-        _revision,
+        _rollback,
         example="-1",
-        doc="Schema release rollback: alembic downgrade to -1 or a revision (released only).",
+        doc="Undo a schema release (released): -1 or <revision> (downgrade), restore (backup).",
         section=_RELEASE_SCHEMA,
     )
     extra_data_keys: tuple[str, ...] = setting(

@@ -5,6 +5,8 @@
   ``<dest>.partial-<pid>``; ``PRAGMA integrity_check`` must answer ``ok`` on the copy; then it is
   fsynced, renamed to ``dest`` (parent fsynced) and recorded in ``<dest>.sha256`` (sha256, size,
   stat signature), like a verified pg_dump.
+- ``sqlite_restore`` (operation) / ``sqlite_restore_info`` (fact): the verified backup put
+  back as the live file (S2.7), the replaced file and its ``-wal``/``-shm`` kept aside.
 - ``sqlite_backup_info`` (fact): whether ``dest`` is such a verified backup of ``source``,
   unchanged since.
 
@@ -102,3 +104,75 @@ def action_sqlite_backup(params: dict) -> dict:
     }
     write_json_atomically(f"{dest}.sha256", record)
     return {"dest": dest, **record}
+
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def file_sha256(path: str) -> str | None:
+    """sha256 of a file, None when it does not exist."""
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def action_sqlite_restore_info(params: dict) -> dict:
+    """Whether the live SQLite file ``dest`` already is the ``backup`` (same sha256, no
+    ``-wal`` beside it that could change it), and the backup's record."""
+    backup, dest = params["backup"], params["dest"]
+    record = sqlite_trusted(backup)
+    live = file_sha256(dest)
+    sides = [dest + suffix for suffix in SQLITE_SIDE_FILES if os.path.exists(dest + suffix)]
+    return {
+        "backup_trusted": record is not None,
+        "backup_sha256": record.get("sha256") if record else None,
+        "live_sha256": live,
+        "side_files": sides,
+        "restored": bool(record) and live == record.get("sha256") and not sides,
+    }
+
+
+def action_sqlite_restore(params: dict) -> dict:
+    """Put the verified ``backup`` back as the live SQLite file ``dest`` (S2.7; the app must be
+    stopped): the live file and its ``-wal``/``-shm``/``-journal`` are moved aside as
+    ``<dest>.failed_<ts>…``, the backup is copied to a temporary file beside ``dest``, checked
+    (``integrity_check``), fsynced and renamed over ``dest``, the directory fsynced."""
+    backup, dest, stamp = params["backup"], params["dest"], params["timestamp"]
+    record = sqlite_trusted(backup)
+    if record is None:
+        raise HostsideError(
+            f"{backup} is not a verified SQLite backup (no matching .sha256 record); nothing "
+            "was changed"
+        )
+    parent = os.path.dirname(dest)
+    temporary = f"{dest}.restoring-{os.getpid()}"
+    try:
+        with open(backup, "rb") as source, open(temporary, "wb") as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+        if file_sha256(temporary) != record["sha256"]:
+            raise HostsideError(f"the copy of {backup} differs from its record; nothing changed")
+        conn = sqlite3.connect(f"file:{temporary}?mode=ro", uri=True)
+        try:
+            verdict = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        finally:
+            conn.close()
+        if verdict != ["ok"]:
+            raise HostsideError(f"integrity_check of the backup copy answered {verdict[:3]}")
+        dump_fsync(temporary)
+        moved = []
+        for suffix in ("", *SQLITE_SIDE_FILES):
+            if os.path.exists(dest + suffix):
+                aside = f"{dest}.failed_{stamp}{suffix}"
+                os.replace(dest + suffix, aside)
+                moved.append(aside)
+        os.replace(temporary, dest)
+        dump_fsync(parent)
+    except BaseException:
+        dump_remove_path(temporary)
+        raise
+    return {"dest": dest, "sha256": record["sha256"], "kept_aside": moved}
