@@ -179,6 +179,22 @@ target_revision = "head"
 # Undo a schema release (released): -1 or <revision> (downgrade), restore (backup).
 rollback = None
 
+# --- schema release checks (S2.4, S2.10) ---
+# Read-only pre-checks, name=kind:table(...): unique, duplicates, min_rows (>=N).
+prechecks = (
+    "meter_slots_unique=unique:meters(unit_id, kind, slot)",
+    "active_admin=min_rows:users(role=admin, is_active=true)>=1",
+    "no_duplicate_emails=duplicates:users(lower(email))",
+)
+# At most this many offending values (duplicate groups) per check in the reports.
+precheck_limit = 20
+# statement_timeout of the read-only pre-check and duplicates gate transaction.
+precheck_timeout_ms = 5000
+# Unique constraint a release adds, constraint=table(columns); None: no gate.
+unique_gate = "uq_meter_unit_kind_slot=meters(unit_id, kind, slot)"
+# Which row of a duplicate group the dedupe keeps: the lowest or the highest id.
+dedupe_keep = "lowest"
+
 # --- data keys (C3) ---
 # Host data keys of your own that are not settings (otherwise refused as typos).
 extra_data_keys = ()

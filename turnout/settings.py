@@ -38,6 +38,7 @@ from turnout.constants import CUTOVER_STEPS, DUMP_FORMATS, RESTORE_POLICIES, ROL
 from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 from turnout.hostside.base import HostsideError
+from turnout.hostside.checks import KEEP_RULES, parse_check, parse_gate
 from turnout.hostside.pg import pg_name_parts, pg_split_list
 from turnout.hostside.web import parse_body_rule
 
@@ -386,6 +387,56 @@ def _rollback_db(value: object) -> str:
     return value
 
 
+def _split_checks(text: str) -> list[str]:
+    """A comma-separated list whose items may hold commas inside parentheses."""
+    items, current, depth = [], [], 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
+
+
+def _prechecks(value: object) -> tuple[str, ...]:
+    expected = (
+        "a list of name=kind:table(...) checks, kinds unique, duplicates, min_rows "
+        "(active_admin=min_rows:users(role=admin, is_active=true)>=1)"
+    )
+    if isinstance(value, str):
+        items = _split_checks(value)
+    elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value if item.strip()]
+    else:
+        raise _Invalid(expected)
+    try:
+        names = [parse_check(item)["name"] for item in items]
+    except ValueError:
+        raise _Invalid(expected) from None
+    if len(set(names)) != len(names):
+        raise _Invalid(expected + " with distinct names")
+    return tuple(items)
+
+
+def _unique_gate(value: object) -> str:
+    try:
+        parse_gate(value)
+    except ValueError:
+        raise _Invalid(
+            "constraint_name=table(column, ...), e.g. uq_x=meters(unit_id, kind)"
+        ) from None
+    return value.strip()
+
+
+def _keep_rule(value: object) -> str:
+    if value not in KEEP_RULES:
+        raise _Invalid("one of " + ", ".join(KEEP_RULES))
+    return value
+
+
 def _http_status(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
         raise _Invalid("an HTTP status like 200 (100-599)")
@@ -540,6 +591,7 @@ _MOVE = "dump, restore, mirror (S1.1-S1.3, S1.10, S1.12)"
 _DATA_KEYS = "data keys (C3)"
 _CUTOVER = "production cutover and rollback (S0.1-S0.10)"
 _RELEASE_SCHEMA = "schema release (S2.5-S2.7)"
+_RELEASE_CHECKS = "schema release checks (S2.4, S2.10)"
 _RELEASE = "release (S0.2)"
 
 
@@ -1069,6 +1121,45 @@ class Settings:
         example="-1",
         doc="Undo a schema release (released): -1 or <revision> (downgrade), restore (backup).",
         section=_RELEASE_SCHEMA,
+    )
+    prechecks: tuple[str, ...] = setting(
+        (
+            "meter_slots_unique=unique:meters(unit_id, kind, slot)",
+            "active_admin=min_rows:users(role=admin, is_active=true)>=1",
+            "no_duplicate_emails=duplicates:users(lower(email))",
+        ),
+        _prechecks,
+        example="'active_admin=min_rows:users(role=admin)>=1'",
+        doc="Read-only pre-checks, name=kind:table(...): unique, duplicates, min_rows (>=N).",
+        section=_RELEASE_CHECKS,
+    )
+    precheck_limit: int = setting(
+        20,
+        _positive_int,
+        example="20",
+        doc="At most this many offending values (duplicate groups) per check in the reports.",
+        section=_RELEASE_CHECKS,
+    )
+    precheck_timeout_ms: int = setting(
+        5000,
+        _positive_int,
+        example="5000",
+        doc="statement_timeout of the read-only pre-check and duplicates gate transaction.",
+        section=_RELEASE_CHECKS,
+    )
+    unique_gate: str | None = setting(
+        "uq_meter_unit_kind_slot=meters(unit_id, kind, slot)",
+        _unique_gate,
+        example="'uq_meter_unit_kind_slot=meters(unit_id, kind, slot)'",
+        doc="Unique constraint a release adds, constraint=table(columns); None: no gate.",
+        section=_RELEASE_CHECKS,
+    )
+    dedupe_keep: str = setting(
+        "lowest",
+        _keep_rule,
+        example="highest",
+        doc="Which row of a duplicate group the dedupe keeps: the lowest or the highest id.",
+        section=_RELEASE_CHECKS,
     )
     extra_data_keys: tuple[str, ...] = setting(
         (),
