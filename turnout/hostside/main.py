@@ -35,8 +35,6 @@ FACT_ACTIONS = {
     "extensions": ("pg", "action_extensions"),
     "alembic_revision": ("pg", "action_alembic_revision"),
     "table_sizes": ("pg", "action_table_sizes"),
-    "prechecks": ("checks", "action_prechecks"),
-    "duplicate_groups": ("checks", "action_duplicate_groups"),
     "pending_checks": ("revisions", "action_pending_checks"),
     "prechecks": ("checks", "action_prechecks"),
     "duplicate_groups": ("checks", "action_duplicate_groups"),
@@ -56,7 +54,6 @@ FACT_ACTIONS = {
 OPERATION_ACTIONS = {
     "pg_dump": ("dump", "action_pg_dump"),
     "pg_restore": ("dump", "action_pg_restore"),
-    "dedupe": ("checks", "action_dedupe"),
     "dedupe": ("checks", "action_dedupe"),
     "sqlite_backup": ("sqlite", "action_sqlite_backup"),
     "sqlite_restore": ("sqlite", "action_sqlite_restore"),
