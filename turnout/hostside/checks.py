@@ -471,7 +471,8 @@ def action_prechecks(params: dict) -> dict:
                     ) from None
                 except psycopg.Error as error:
                     raise HostsideError(f"pre-check {check['name']} failed: {error}") from None
-                rows.append({**judge_check(check, measured), "measured": measured})
+                numbers = {k: v for k, v in measured.items() if k != "groups"}
+                rows.append({**judge_check(check, measured), "measured": numbers})
     return {
         "database": database,
         "read_only": read_only,
@@ -644,8 +645,10 @@ def rolled_back_copy(params: dict, expected: list) -> dict:
 
 def write_record(path: str, record: dict) -> None:
     """The dedupe's evidence (0600, written whole through a temporary file)."""
-    from turnout.hostside.base import write_json_atomically
+    from turnout.dsn import redact
+    from turnout.hostside.base import _SECRETS, write_json_atomically
 
+    record = json.loads(redact(json.dumps(record, sort_keys=True, default=str), _SECRETS))
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     write_json_atomically(path, record)
 
