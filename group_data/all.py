@@ -195,6 +195,10 @@ unique_gate = "uq_meter_unit_kind_slot=meters(unit_id, kind, slot)"
 # Which row of a duplicate group the dedupe keeps: the lowest or the highest id.
 dedupe_keep = "lowest"
 
+# --- pending revisions (S2.10) ---
+# Go on past a pending revision whose SQL is UNCHECKED (e.g. a data migration in Python).
+allow_unchecked_revisions = False
+
 # --- data keys (C3) ---
 # Host data keys of your own that are not settings (otherwise refused as typos).
 extra_data_keys = ()

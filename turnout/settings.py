@@ -593,6 +593,7 @@ _CUTOVER = "production cutover and rollback (S0.1-S0.10)"
 _RELEASE_SCHEMA = "schema release (S2.5-S2.7)"
 _RELEASE_CHECKS = "schema release checks (S2.4, S2.10)"
 _RELEASE = "release (S0.2)"
+_PENDING_REVISIONS = "pending revisions (S2.10)"
 
 
 @dataclass(frozen=True)
@@ -1160,6 +1161,13 @@ class Settings:
         example="highest",
         doc="Which row of a duplicate group the dedupe keeps: the lowest or the highest id.",
         section=_RELEASE_CHECKS,
+    )
+    allow_unchecked_revisions: bool = setting(
+        False,
+        _bool,
+        example="true",
+        doc="Go on past a pending revision whose SQL is UNCHECKED (e.g. a data migration in Python).",
+        section=_PENDING_REVISIONS,
     )
     extra_data_keys: tuple[str, ...] = setting(
         (),
