@@ -36,7 +36,6 @@ FACT_ACTIONS = {
     "alembic_revision": ("pg", "action_alembic_revision"),
     "table_sizes": ("pg", "action_table_sizes"),
     "pending_checks": ("revisions", "action_pending_checks"),
-    "pending_checks": ("revisions", "action_pending_checks"),
     "prechecks": ("checks", "action_prechecks"),
     "duplicate_groups": ("checks", "action_duplicate_groups"),
     "dump_info": ("dump", "action_dump_info"),
