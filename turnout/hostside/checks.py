@@ -221,7 +221,9 @@ def judge_check(check: dict, measured: dict) -> dict:
 
 def show_values(values: dict) -> str:
     """``{"email": "a@x"}`` → ``email='a@x'`` (one line, each value cut to 60 characters)."""
-    return ", ".join(f"{k}={str(v)[:60]!r}" for k, v in values.items())
+    return ", ".join(
+        f"{k}={str(v)[:60]!r}" if isinstance(v, str) else f"{k}={v}" for k, v in values.items()
+    )
 
 
 def first_failure(rows: list[dict]) -> str | None:
