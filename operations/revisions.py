@@ -64,7 +64,7 @@ def simple_cast(using: str | None, column: str) -> bool:
         return True
     quoted = '"' + column.replace('"', '""') + '"'
     bare = re.escape(column) if column == column.lower() else re.escape(quoted)
-    pattern = rf"\(?\s*(?:{bare}|{re.escape(quoted)})\s*\)?\s*::\s*[A-Za-z_][A-Za-z0-9_ ()]*"
+    pattern = rf"\(?\s*(?:{bare}|{re.escape(quoted)})\s*\)?\s*::\s*[A-Za-z_][A-Za-z0-9_ (),]*"
     return re.fullmatch(pattern, using.strip(), re.IGNORECASE) is not None
 
 
@@ -93,7 +93,7 @@ def local_verdict(finding: dict) -> tuple[str, str] | None:
 
 def host_check(finding: dict, check_id: str) -> dict:
     """The ``PendingChecks`` entry of a finding."""
-    table = list(finding["table"])
+    table = [finding["table"][0] or "public", finding["table"][1]]
     kind = finding["kind"]
     if kind == "not_null" and finding.get("context") == "new_column":
         kind = "add_not_null"
@@ -110,7 +110,7 @@ def host_check(finding: dict, check_id: str) -> dict:
         check["where"] = finding.get("where")
     if kind == "foreign_key":
         check["columns"] = finding["columns"]
-        check["ref_table"] = list(finding["ref_table"])
+        check["ref_table"] = [finding["ref_table"][0] or "public", finding["ref_table"][1]]
         check["ref_columns"] = finding["ref_columns"]
     return check
 

@@ -71,6 +71,12 @@ def row_id(sql, key: list[str], alias: str | None = None):  # noqa: ANN001, ANN2
     )
 
 
+def row_order(sql, key: list[str], alias: str | None = None):  # noqa: ANN001, ANN201
+    """The SQL ordering rows by their primary key (else ``ctid``): the first rows are shown."""
+    prefix = (alias,) if alias else ()
+    return sql.SQL(", ").join(sql.Identifier(*prefix, c) for c in (key or ["ctid"]))
+
+
 def declared_length(info: dict) -> int | None:
     """The length of a ``varchar(n)``/``char(n)`` column (typmod - 4), else None."""
     if info["type"] in ("varchar", "bpchar") and info["typmod"] and info["typmod"] > 4:
@@ -160,21 +166,24 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
     for name in [check.get("column"), *(check.get("columns") or [])]:
         if name is not None and name not in columns:
             raise LookupError(f"column {name} of {pg_display(*key)} does not exist")
-    rid = row_id(sql, primary_key(conn, oid))
+    key_columns = primary_key(conn, oid)
+    rid, order = row_id(sql, key_columns), row_order(sql, key_columns)
     kind = check["kind"]
     params = (limit,)
     if kind == "not_null":
-        query = sql.SQL("SELECT {r}, count(*) OVER () FROM {t} WHERE {c} IS NULL LIMIT %s").format(
-            r=rid, t=table, c=sql.Identifier(check["column"])
-        )
+        query = sql.SQL(
+            "SELECT {r}, count(*) OVER () FROM {t} WHERE {c} IS NULL ORDER BY {o} LIMIT %s"
+        ).format(r=rid, t=table, c=sql.Identifier(check["column"]), o=order)
         return query, params, "rows", "rows holding NULL"
     if kind == "add_not_null":
-        query = sql.SQL("SELECT {r}, count(*) OVER () FROM {t} LIMIT %s").format(r=rid, t=table)
+        query = sql.SQL("SELECT {r}, count(*) OVER () FROM {t} ORDER BY {o} LIMIT %s").format(
+            r=rid, t=table, o=order
+        )
         return query, params, "rows", "rows that would get NULL (no default)"
     if kind == "check":
-        query = sql.SQL("SELECT {r}, count(*) OVER () FROM {t} WHERE NOT ({e}) LIMIT %s").format(
-            r=rid, t=table, e=sql.SQL(check["expression"])
-        )
+        query = sql.SQL(
+            "SELECT {r}, count(*) OVER () FROM {t} WHERE NOT ({e}) ORDER BY {o} LIMIT %s"
+        ).format(r=rid, t=table, e=sql.SQL(check["expression"]), o=order)
         return query, params, "rows", f"rows failing CHECK ({check['expression']})"
     if kind == "unique":
         items = []
@@ -209,9 +218,11 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
         child_columns = check["columns"]
         query = sql.SQL(
             "SELECT {r}, ARRAY[{texts}], count(*) OVER () FROM {t} AS c "
-            "WHERE {notnull} AND NOT EXISTS (SELECT 1 FROM {p} AS p WHERE {join}) LIMIT %s"
+            "WHERE {notnull} AND NOT EXISTS (SELECT 1 FROM {p} AS p WHERE {join}) ORDER BY {o} "
+            "LIMIT %s"
         ).format(
-            r=row_id(sql, primary_key(conn, oid), "c"),
+            r=row_id(sql, key_columns, "c"),
+            o=row_order(sql, key_columns, "c"),
             texts=sql.SQL(", ").join(
                 sql.SQL("{}::text").format(sql.Identifier("c", c)) for c in child_columns
             ),
@@ -231,9 +242,9 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
         condition, what = narrowing_condition(sql, check["column"], info, check["new_type"])
         if condition is None:
             return None, params, "rows", what
-        query = sql.SQL("SELECT {r}, count(*) OVER () FROM {t} WHERE {c} LIMIT %s").format(
-            r=rid, t=table, c=condition
-        )
+        query = sql.SQL(
+            "SELECT {r}, count(*) OVER () FROM {t} WHERE {c} ORDER BY {o} LIMIT %s"
+        ).format(r=rid, t=table, c=condition, o=order)
         return query, params, "rows", f"{info['display']} → {check['new_type']['text']}: {what}"
     raise HostsideError(f"unknown check kind {kind!r}")
 

@@ -9,8 +9,10 @@ setting ``allow_unchecked_revisions``. Run by tests/integration/test_pending_rev
 from pyinfra import host
 
 from turnout.database import Database
+from turnout.failures import install_one_line_failures
 from turnout.operations import revisions
 
+install_one_line_failures()  # a stop is one ``--> turnout:`` line, as in the runbooks
 data = host.data
 
 revisions.check_pending(
