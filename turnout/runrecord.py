@@ -85,9 +85,11 @@ def steps_so_far(state: Any, host: Any) -> list[dict]:
     for op_hash in state.get_op_order():
         if op_hash not in times or op_hash not in state.ops[host]:
             continue
+        entry = dict(times[op_hash])
+        if not entry.get("end"):
+            continue  # the step running now (the record itself)
         meta = state.get_op_data_for_host(host, op_hash).operation_meta
         name = ", ".join(state.get_op_meta(op_hash).names) or "Operation"
-        entry = dict(times[op_hash])
         complete = meta.is_complete()
         entry["changed"] = bool(complete and meta.did_change())
         if entry.get("status") == "failed":
@@ -189,7 +191,10 @@ def render_report(record: dict) -> str:
     if record.get("restore_with"):
         lines.append(f"- to restore the backup: `{record['restore_with']}`")
     lines += ["", "| step | start | end | changed | status |", "| --- | --- | --- | --- | --- |"]
-    for name, step in (record.get("steps") or {}).items():
+    ordered = sorted(
+        (record.get("steps") or {}).items(), key=lambda item: item[1].get("start") or ""
+    )
+    for name, step in ordered:
         changed = "yes" if step.get("changed") else "no"
         lines.append(
             f"| {name} | {step.get('start')} | {step.get('end')} | {changed} | "
