@@ -196,7 +196,7 @@ unique_gate = "uq_meter_unit_kind_slot=meters(unit_id, kind, slot)"
 dedupe_keep = "lowest"
 
 # --- pending revisions (S2.10) ---
-# Go on past a pending revision whose SQL is UNCHECKED (e.g. a data migration in Python).
+# Go on past a pending revision that is UNCHECKED (e.g. a data migration in Python).
 allow_unchecked_revisions = False
 
 # --- data keys (C3) ---

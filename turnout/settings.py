@@ -1166,7 +1166,7 @@ class Settings:
         False,
         _bool,
         example="true",
-        doc="Go on past a pending revision whose SQL is UNCHECKED (e.g. a data migration in Python).",
+        doc="Go on past a pending revision that is UNCHECKED (e.g. a data migration in Python).",
         section=_PENDING_REVISIONS,
     )
     extra_data_keys: tuple[str, ...] = setting(

@@ -214,3 +214,90 @@ def test_a_data_migration_in_python_is_unchecked_unless_allowed(app: dict) -> No
     assert "Revision 0004 (backfill meter notes in Python): UNCHECKED" in allowed.stdout
     assert revision(app) == "0003"
     (app["src"] / "migrations" / "versions" / "0004_note_backfill.py").unlink()
+
+
+SCRATCH_SCHEMA = """
+CREATE SCHEMA "Odd Schema";
+CREATE TABLE "Odd Schema"."PlayCount" (
+    "Id" integer PRIMARY KEY, "UserId" bigint, n numeric(10, 2), label varchar(255),
+    code text, "Kind" text
+);
+CREATE TABLE parents (id integer PRIMARY KEY, code text);
+INSERT INTO parents VALUES (1, 'a'), (2, 'b');
+INSERT INTO "Odd Schema"."PlayCount" VALUES
+    (1, 1, 1.5, 'short', '12', 'x'),
+    (2, 3000000000, 123456.78, repeat('y', 40), 'twelve', 'x'),
+    (3, NULL, -2.25, NULL, '7', 'y'),
+    (4, 2, 0, 'z', NULL, 'x');
+"""
+
+
+@pytest.fixture
+def scratch(stack: dict, monkeypatch: pytest.MonkeyPatch):
+    """A scratch database on the source cluster with a quoted, schema-qualified table."""
+    from urllib.parse import quote
+
+    from conftest import STACK_DIR, superuser
+
+    with superuser(stack, "source") as conn:
+        conn.execute("DROP DATABASE IF EXISTS pending_scratch")
+        conn.execute("CREATE DATABASE pending_scratch")
+    with superuser(stack, "source", "pending_scratch") as conn:
+        conn.execute(SCRATCH_SCHEMA)
+    password = (STACK_DIR / "secrets" / "pg_source_superuser").read_text().strip()
+    port = stack["pg"]["source"]["port"]
+    dsn = f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{port}/pending_scratch"
+    monkeypatch.setenv("PENDING_SCRATCH_URL", dsn)
+    yield dsn
+    with superuser(stack, "source") as conn:
+        conn.execute("DROP DATABASE IF EXISTS pending_scratch")
+
+
+def test_host_checks_of_every_kind_on_quoted_schema_qualified_names(scratch: str) -> None:
+    """The host-side checks themselves, against real PostgreSQL, for SQL Alembic renders."""
+    from turnout.hostside.revisions import action_pending_checks
+    from turnout.operations.revisions import plan_checks
+
+    table = '"Odd Schema"."PlayCount"'
+    sql_text = "\n".join(
+        [
+            f'ALTER TABLE {table} ALTER COLUMN "UserId" SET NOT NULL;',
+            f'ALTER TABLE {table} ADD CONSTRAINT uq_kind UNIQUE ("Kind");',
+            f"CREATE UNIQUE INDEX ix_code ON {table} (lower(code)) WHERE \"Kind\" = 'y';",
+            f'ALTER TABLE {table} ADD CONSTRAINT fk FOREIGN KEY("UserId") REFERENCES parents (id);',
+            f"ALTER TABLE {table} ADD CONSTRAINT ck CHECK (n >= 0);",
+            f"ALTER TABLE {table} ALTER COLUMN label TYPE VARCHAR(20);",
+            f'ALTER TABLE {table} ALTER COLUMN "UserId" TYPE INTEGER;',
+            f"ALTER TABLE {table} ALTER COLUMN n TYPE NUMERIC(5, 1);",
+            f"ALTER TABLE {table} ALTER COLUMN code TYPE INTEGER USING code::integer;",
+            f"ALTER TABLE {table} ALTER COLUMN label TYPE VARCHAR(300);",
+            f"ALTER TABLE {table} ADD COLUMN extra INTEGER NOT NULL;",
+            "ALTER TABLE nowhere ALTER COLUMN x SET NOT NULL;",
+        ]
+    )
+    _, checks, tables = plan_checks([{"revision": "r", "sql": sql_text}])
+    answer = action_pending_checks(
+        {"dsn_env": "PENDING_SCRATCH_URL", "checks": checks, "tables": tables, "limit": 5}
+    )
+    results = [answer["checks"][c["id"]] for c in checks]
+    statuses = [r["status"] for r in results]
+    assert statuses == [
+        "fail",  # "UserId" NULL on row 3
+        "fail",  # "Kind" x three times
+        "ok",  # lower(code) among Kind = 'y': one row
+        "fail",  # UserId 3000000000 has no parent
+        "fail",  # n = -2.25
+        "fail",  # one label of 40 characters
+        "fail",  # 3000000000 is outside int4
+        "fail",  # 123456.78 needs 6 digits before the point
+        "fail",  # 'twelve' is not an integer
+        "ok",  # widening
+        "fail",  # the table has rows
+        "missing",
+    ], results
+    assert results[0]["found"] == ["3"]
+    assert results[1]["found"] == [{"values": ["x"], "rows": 3, "ids": ["1", "2", "4"]}]
+    assert results[3]["found"] == [{"id": "2", "values": ["3000000000"]}]
+    assert [r["found"] for r in results[4:9]] == [["3"], ["2"], ["2"], ["2"], ["2"]]
+    assert results[10]["count"] == 4
+    assert answer["tables"]['"Odd Schema"."PlayCount"']["total_bytes"] > 0
