@@ -89,6 +89,18 @@ if plan.db_host and plan.mode == "release":
         )
         if settings.unique_gate:
             table, columns, constraint = release.gate_parts(settings.unique_gate)
+            if settings.dedupe:  # destructive: refused while loading unless released
+                checks.dedupe(
+                    name="Dedupe (rehearsed on a copy, then applied)",
+                    database=run.target,
+                    table=table,
+                    columns=columns,
+                    constraint=constraint,
+                    keep=settings.dedupe_keep,
+                    dump=None if plan.db_exec else baseline,
+                    record=run.output("dedupe.json"),
+                    log_path=run.log("dedupe.log"),
+                )
             checks.unique_gate(
                 name="Duplicates gate",
                 database=run.target,
@@ -111,6 +123,7 @@ if plan.db_host and plan.mode == "release":
         target=settings.target_revision,
         lock=lock,
         log_path=run.log("alembic.log"),
+        restore_hint=release.restore_command(run),
         **app,
         **in_app,
     )

@@ -176,6 +176,8 @@ rollback_db = "restore"
 # --- schema release (S2.5-S2.7) ---
 # The revision a schema release upgrades to (migrate runbook).
 target_revision = "head"
+# Delete the rows that block unique_gate (rehearsed on a copy first; released only).
+dedupe = False
 # Undo a schema release (released): -1 or <revision> (downgrade), restore (backup).
 rollback = None
 

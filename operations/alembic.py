@@ -53,14 +53,15 @@ def describe_pending(pending: list[dict]) -> str:
     return ", ".join(f"{p['revision']} ({p['message']})" for p in pending)
 
 
-def migration_command(argv: list[str], lock: Database | None, log_path: str | None):
+def migration_command(
+    argv: list[str], lock: Database | None, log_path: str | None, hint: str | None = None
+):
     """The migration ``argv`` as a command: as it is, or run by the host program while it holds
     turnout's advisory lock on the database ``lock`` (``turnout/hostside/schema.py``)."""
     if lock is None:
         return StringCommand(*(QuoteString(word) for word in argv))
-    return hostside_progress_command(
-        "locked_migration", {**lock.params(), "argv": argv, "log_path": log_path}
-    )
+    params = {**lock.params(), "argv": argv, "log_path": log_path}
+    return hostside_progress_command("locked_migration", {**params, "hint": hint})
 
 
 def alembic_argv(app_python: str, *args: str) -> list[str]:
@@ -79,6 +80,7 @@ def upgrade(
     lock: Database | None = None,
     log_path: str | None = None,
     target: str = "head",
+    restore_hint: str | None = None,
 ):
     """
     ``alembic upgrade head`` (or ``target``) inside the app's compose ``service`` (``exec``
@@ -96,6 +98,8 @@ def upgrade(
       on it, so two hosts never migrate one database at once (None: no lock, e.g. SQLite)
     + log_path: log file of the migration's output (with ``lock``)
     + target: the revision to upgrade to (default ``head``)
+    + restore_hint: the command restoring the backup, named when the migration fails (with
+      ``lock``)
 
     .. code:: python
 
@@ -141,7 +145,7 @@ def upgrade(
             running=service_running(where, service),
             **where,
         )
-        yield migration_command(argv, lock, log_path)
+        yield migration_command(argv, lock, log_path, restore_hint)
     except OperationError as error:
         yield from stop(error)
 

@@ -205,6 +205,8 @@ def check_plan(run: Any, plan: ReleasePlan) -> ReleasePlan:
             )
             if settings.unique_gate:
                 records["unique_gate"] = run.output("unique_gate.json")
+            if settings.dedupe:
+                records["dedupe"] = run.output("dedupe.json")
             record["restore_with"] = restore_command(run)
     return replace(
         plan,

@@ -1116,6 +1116,13 @@ class Settings:
         doc="The revision a schema release upgrades to (migrate runbook).",
         section=_RELEASE_SCHEMA,
     )
+    dedupe: bool = setting(
+        False,
+        _bool,
+        example="true",
+        doc="Delete the rows that block unique_gate (rehearsed on a copy first; released only).",
+        section=_RELEASE_SCHEMA,
+    )
     rollback: str | None = setting(
         None,
         _rollback,

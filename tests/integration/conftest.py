@@ -5,9 +5,11 @@ it never collides with the demo's ``.stack/``; a second pytest run at the same t
 free slot (``.stack-test-1/``, base 30400, …). ``TURNOUT_KEEP_STACK=1`` leaves it up afterwards.
 """
 
+import contextlib
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +216,55 @@ def seed_app(host: dict, rows: int) -> dict[str, str]:
         env={**os.environ, **passwords},
     )
     return passwords
+
+
+def set_env_value(path: str, key: str, value: str | None) -> None:
+    """Set one ``KEY="value"`` line of a stack host's .env (appended when missing; removed for
+    None); the file stays 0600."""
+    lines = Path(path).read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(f"{key}=")]
+    if value is not None:
+        kept.append(f'{key}="{value}"\n')
+    Path(path).write_text("".join(kept))
+
+
+def app_database_url(host: dict) -> str:
+    """The DSN a stack host's app uses (its .env's DATABASE_URL), for libpq."""
+    url = read_env_file(host["env_file"])["DATABASE_URL"]
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def app_revision(host: dict) -> str | None:
+    """The Alembic revision of a stack host's app database."""
+    import psycopg
+
+    with psycopg.connect(app_database_url(host), autocommit=True) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return row[0] if row else None
+
+
+@contextlib.contextmanager
+def app_from_copy(host: dict, workdir: Path):
+    """A stack host's app running from a copy of the reference app's source in ``workdir`` (a
+    test adds revisions to its ``migrations/versions``), not migrating itself on start (the
+    runbooks' migrate steps do); afterwards the database is taken back to 0002 with the copy's
+    own revisions and the app runs from the repo again. Yields the copy's path."""
+    source = workdir / "refapp"
+    shutil.copytree(
+        REPO / "tests" / "fixtures" / "refapp", source, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    original = read_env_file(host["env_file"])["REFAPP_SRC"]
+    compose(host, "down", "--timeout", "5")
+    set_env_value(host["env_file"], "REFAPP_SRC", str(source))
+    compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
+    set_env_value(host["env_file"], "REFAPP_MIGRATE_ON_START", "0")
+    compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
+    try:
+        yield source
+    finally:
+        if app_revision(host) not in ("0002", None):
+            compose(host, "up", "--detach", "--wait", "--wait-timeout", "180", check=False)
+            compose(host, "exec", "-T", "api", "python", "-m", "alembic", "downgrade", "0002")
+        set_env_value(host["env_file"], "REFAPP_SRC", original)
+        set_env_value(host["env_file"], "REFAPP_MIGRATE_ON_START", None)
+        compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")

@@ -24,6 +24,7 @@ from conftest import (
     REPO,
     STACK_DIR,
     ArgvWatcher,
+    app_from_copy,
     changes,
     compose,
     read_env_file,
@@ -126,13 +127,6 @@ def containers(stack: dict) -> dict[str, str]:
     return {row["Service"]: row["State"] for row in rows}
 
 
-def set_env_value(path: str, key: str, value: str) -> None:
-    """Replace one ``KEY="value"`` line of a stack host's .env (0600 kept)."""
-    lines = Path(path).read_text().splitlines(keepends=True)
-    new = [f'{key}="{value}"\n' if line.startswith(f"{key}=") else line for line in lines]
-    Path(path).write_text("".join(new))
-
-
 def one_turnout_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in result.stdout.splitlines() if "--> turnout:" in line]
     assert result.returncode != 0, result.stdout[-3000:]
@@ -191,43 +185,22 @@ def artifacts(stack: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def prod(stack: dict, artifacts: dict, tmp_path_factory: pytest.TempPathFactory):
     """The prod app running from a copy of the reference app's source (so a test can add a
-    migration to it), on a fresh database and an empty assets directory."""
+    migration to it; it does not migrate itself on start), with a row of its own and an assets
+    directory holding one file of its own."""
     host = stack["hosts"]["prod"]
-    source = tmp_path_factory.mktemp("refapp-copy") / "refapp"
-    shutil.copytree(
-        REPO / "tests" / "fixtures" / "refapp",
-        source,
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    original = read_env_file(host["env_file"])["REFAPP_SRC"]
-    compose(host, "down", "--timeout", "5")
-    set_env_value(host["env_file"], "REFAPP_SRC", str(source))
     for leftover in Path(host["assets_dir"]).parent.glob("assets.*"):
         shutil.rmtree(leftover)
     shutil.rmtree(host["assets_dir"], ignore_errors=True)
     Path(host["assets_dir"]).mkdir()
     (Path(host["assets_dir"]) / "before-cutover.txt").write_text("the old tree\n")
     shutil.rmtree(Path(host["evidence_root"]) / "state", ignore_errors=True)
-    compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
-    # From here on the schema changes only in the cutover's migrate step (and a rollback's
-    # downgrade): the api does not migrate itself when it starts.
-    with open(host["env_file"], "a") as handle:
-        handle.write('REFAPP_MIGRATE_ON_START="0"\n')
-    compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
-    with psycopg.connect(database_url(stack), autocommit=True) as conn:  # prod's own data
-        conn.execute(
-            "INSERT INTO users (email, password_hash, role, is_active) "
-            "VALUES ('prod-only@example.test', 'x', 'user', true)"
-        )
-    yield {**host, "src": source}
-    url = database_url(stack)
-    if revision(url) == "0003":  # the migrate test's revision: back to what the repo knows
-        compose(host, "exec", "-T", "api", "python", "-m", "alembic", "downgrade", "0002")
-    set_env_value(host["env_file"], "REFAPP_SRC", original)
-    lines = Path(host["env_file"]).read_text().splitlines(keepends=True)
-    kept = [line for line in lines if not line.startswith("REFAPP_MIGRATE_ON_START=")]
-    Path(host["env_file"]).write_text("".join(kept))
-    compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
+    with app_from_copy(host, tmp_path_factory.mktemp("refapp-copy")) as source:
+        with psycopg.connect(database_url(stack), autocommit=True) as conn:  # prod's own data
+            conn.execute(
+                "INSERT INTO users (email, password_hash, role, is_active) "
+                "VALUES ('prod-only@example.test', 'x', 'user', true)"
+            )
+        yield {**host, "src": source}
 
 
 def full_data(artifacts: dict, timestamp: str = FULL) -> tuple[str, ...]:

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import changes, compose, read_env_file, run_pyinfra
-from test_cutover import artifacts, full_data, set_env_value, smoke_env  # noqa: F401 - fixture
+from conftest import changes, compose, read_env_file, run_pyinfra, set_env_value
+from test_cutover import artifacts, full_data, smoke_env  # noqa: F401 - fixture
 
 TIMESTAMP = "ct-pair"
 HOSTS = ("staging", "prod")

@@ -45,6 +45,17 @@ def lock_holders(conn, key: int) -> list[str]:  # noqa: ANN001
     return [f"pid {pid} ({app or 'no application name'}, from {addr})" for pid, app, addr in rows]
 
 
+def migrated_revision(conn) -> str | None:  # noqa: ANN001
+    """The database's Alembic revision(s) now, None without an ``alembic_version`` table."""
+    import psycopg
+
+    try:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return ", ".join(row[0] for row in rows) or None
+
+
 def action_locked_migration(params: dict) -> dict:
     """Run ``argv`` while holding turnout's advisory lock on the database (see the module
     docstring); refused at once when another session holds it."""
@@ -61,5 +72,13 @@ def action_locked_migration(params: dict) -> dict:
                 f"another migration of this database is running ({holders} holds turnout's "
                 f"advisory lock {MIGRATION_LOCK_KEY}); wait for it to finish, then rerun"
             )
-        output = run_tool(argv, log_path=params.get("log_path"), timeout=timeout)
+        try:
+            output = run_tool(argv, log_path=params.get("log_path"), timeout=timeout)
+        except HostsideError as error:
+            revision = migrated_revision(conn)
+            hint = f"; to go back to the backup: {params['hint']}" if params.get("hint") else ""
+            raise HostsideError(
+                f"the migration failed ({error}); the database is at revision "
+                f"{revision or 'none'}{hint}"
+            ) from None
     return {"ran": argv[-3:], "output_tail": output.splitlines()[-5:]}
