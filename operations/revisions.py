@@ -108,6 +108,7 @@ def host_check(finding: dict, check_id: str) -> dict:
         check["items"] = finding["columns"]
         check["columns"] = [c["column"] for c in finding["columns"] if "column" in c]
         check["where"] = finding.get("where")
+        check["nulls_not_distinct"] = bool(finding.get("nulls_not_distinct"))
     if kind == "foreign_key":
         check["columns"] = finding["columns"]
         check["ref_table"] = [finding["ref_table"][0] or "public", finding["ref_table"][1]]

@@ -345,11 +345,20 @@ def _constraint(table: tuple, cursor: _Cursor, name: str | None, statement: str)
     """The findings of a table constraint (after ``ADD [CONSTRAINT name]``)."""
     base = {"table": table, "constraint": name, "statement": statement}
     if cursor.keyword("UNIQUE"):
-        cursor.keyword("NULLS", "NOT", "DISTINCT") or cursor.keyword("NULLS", "DISTINCT")
+        nulls_not_distinct = cursor.keyword("NULLS", "NOT", "DISTINCT")
+        cursor.keyword("NULLS", "DISTINCT")
         columns = cursor.parens()
         if columns is None:  # UNIQUE USING INDEX name: the index was built (and checked) before
             return []
-        return [{"kind": "unique", **base, "columns": column_list(columns), "where": None}]
+        return [
+            {
+                "kind": "unique",
+                **base,
+                "columns": column_list(columns),
+                "where": None,
+                "nulls_not_distinct": nulls_not_distinct,
+            }
+        ]
     if cursor.keyword("PRIMARY", "KEY"):
         columns = cursor.parens()
         if columns is None:
@@ -545,6 +554,11 @@ def classify(statement: str) -> list[dict]:
                         "statement": text,
                         "columns": column_list(columns),
                         "where": rest[where.end() :].strip() if where else None,
+                        "nulls_not_distinct": bool(
+                            re.match(
+                                r"(?:INCLUDE\s*\([^)]*\)\s*)?NULLS\s+NOT\s+DISTINCT\b", rest, re.I
+                            )
+                        ),
                     }
                 )
                 if method not in (None, "btree"):

@@ -241,6 +241,15 @@ def test_classify_shapes(statement: str, expected: list[str]) -> None:
     assert [f["kind"] for f in classify(statement)] == expected
 
 
+def test_nulls_not_distinct_is_kept_for_the_check() -> None:
+    constraint = classify("ALTER TABLE t ADD CONSTRAINT u UNIQUE NULLS NOT DISTINCT (a, b)")
+    index = classify("CREATE UNIQUE INDEX u ON t (a) NULLS NOT DISTINCT")
+    plain = classify("ALTER TABLE t ADD CONSTRAINT u UNIQUE (a)")
+    assert constraint[0]["nulls_not_distinct"] and index[0]["nulls_not_distinct"]
+    assert not plain[0]["nulls_not_distinct"]
+    assert constraint[0]["columns"] == [{"column": "a"}, {"column": "b"}]
+
+
 def test_names_fold_like_sql() -> None:
     found = classify('ALTER TABLE Public."Odd ""T""" ALTER COLUMN "MiXed" SET NOT NULL')
     assert found[0]["table"] == ("public", 'Odd "T"')

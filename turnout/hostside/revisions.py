@@ -163,7 +163,9 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
     oid = catalog[key]["oid"]
     table = sql.Identifier(*key)
     columns = columns_of(conn, oid)
-    for name in [check.get("column"), *(check.get("columns") or [])]:
+    # add_not_null: the column is the one being added (absent from the live table).
+    wanted = [] if check["kind"] == "add_not_null" else [check.get("column")]
+    for name in [*wanted, *(check.get("columns") or [])]:
         if name is not None and name not in columns:
             raise LookupError(f"column {name} of {pg_display(*key)} does not exist")
     key_columns = primary_key(conn, oid)
@@ -192,7 +194,12 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
                 items.append(sql.Identifier(item["column"]))
             else:
                 items.append(sql.SQL("({})").format(sql.SQL(item["expression"])))
-        where = [sql.SQL("{} IS NOT NULL").format(i) for i in items]
+        # NULLs are distinct (never duplicates) unless the constraint says NULLS NOT DISTINCT.
+        where = [sql.SQL("true")] + (
+            []
+            if check.get("nulls_not_distinct")
+            else [sql.SQL("{} IS NOT NULL").format(i) for i in items]
+        )
         if check.get("where"):
             where.append(sql.SQL("({})").format(sql.SQL(check["where"])))
         query = sql.SQL(
@@ -243,8 +250,9 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
         if condition is None:
             return None, params, "rows", what
         query = sql.SQL(
-            "SELECT {r}, count(*) OVER () FROM {t} WHERE {c} ORDER BY {o} LIMIT %s"
-        ).format(r=rid, t=table, c=condition, o=order)
+            "SELECT {r}, count(*) OVER () FROM {t} WHERE {n} IS NOT NULL AND ({c}) "
+            "ORDER BY {o} LIMIT %s"
+        ).format(r=rid, t=table, n=sql.Identifier(check["column"]), c=condition, o=order)
         return query, params, "rows", f"{info['display']} → {check['new_type']['text']}: {what}"
     raise HostsideError(f"unknown check kind {kind!r}")
 
