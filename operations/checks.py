@@ -237,6 +237,7 @@ def dedupe(
     log_path: str | None = None,
     timeout_s: int = 1800,
     pg_bin: str = "",
+    compose_exec: list[str] | None = None,
 ):
     """
     Remove the duplicate rows of ``table(columns)`` that block a unique constraint (S2.10).
@@ -252,6 +253,8 @@ def dedupe(
     required to equal the copy's), and ``record`` (0600) keeps every deleted row in full as
     JSON. ``apply=False`` only rehearses (and keeps the rehearsal in ``record``). Nothing left
     to delete → no change. The plan lists the ids it would delete per group (up to ``limit``).
+    ``compose_exec`` (``facts.compose.compose_exec_argv``): the scratch restore's pg_restore runs
+    inside the database's compose service, the dump streamed in on stdin.
 
     .. code:: python
 
@@ -322,5 +325,6 @@ def dedupe(
             "log_path": log_path,
             "timeout_s": timeout_s,
             "pg_bin": pg_bin,
+            **({"compose_exec": list(compose_exec)} if compose_exec else {}),
         },
     )

@@ -584,6 +584,39 @@ def rehearse_delete(conn, params: dict, expected: list | None) -> dict:  # noqa:
     return {"deleted": len(deleted), "groups_left": left, "constraint_added": added}
 
 
+def restore_scratch(
+    params: dict, dsn: str, name: str, log_path: str | None, timeout: float
+) -> None:
+    """``pg_restore --no-owner --no-acl --exit-on-error`` of ``params["dump"]`` into the scratch
+    database ``name``: on the host (``pg_bin``), or inside the database's compose service
+    (``compose_exec``: the dump streamed in on stdin, the DSN's user over the local socket)."""
+    import shutil
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    argv = ["--no-owner", "--no-acl", "--exit-on-error"]
+    if params.get("compose_exec"):
+        user = conninfo_to_dict(libpq_child(dsn)[0]).get("user")
+        argv = [*params["compose_exec"], "pg_restore", *argv, f"--dbname={name}"]
+        argv += [f"--username={user}"] if user else []
+        with open(params["dump"], "rb") as source:
+            run_tool(
+                argv,
+                log_path=log_path,
+                timeout=timeout,
+                feed=lambda stdin: shutil.copyfileobj(source, stdin, 1 << 20),
+            )
+        return
+    safe_dsn, env = libpq_child(make_conninfo(dsn, dbname=name))
+    tool = os.path.join(params.get("pg_bin") or "", "pg_restore")
+    run_tool(
+        [tool, *argv, f"--dbname={safe_dsn}", params["dump"]],
+        env=env,
+        log_path=log_path,
+        timeout=timeout,
+    )
+
+
 def scratch_copy(params: dict, expected: list, log_path: str | None, timeout: float) -> dict:
     """Restore ``params["dump"]`` into a new scratch database on the live database's server,
     rehearse the delete there, then drop it (always). Needs the CREATEDB privilege."""
@@ -603,20 +636,7 @@ def scratch_copy(params: dict, expected: list, log_path: str | None, timeout: fl
                 "needs CREATEDB; or leave dump unset to rehearse in a rolled-back transaction)"
             ) from None
     try:
-        safe_dsn, env = libpq_child(make_conninfo(dsn, dbname=name))
-        run_tool(
-            [
-                os.path.join(params.get("pg_bin") or "", "pg_restore"),
-                "--no-owner",
-                "--no-acl",
-                "--exit-on-error",
-                f"--dbname={safe_dsn}",
-                params["dump"],
-            ],
-            env=env,
-            log_path=log_path,
-            timeout=timeout,
-        )
+        restore_scratch(params, dsn, name, log_path, timeout)
         with psycopg.connect(make_conninfo(dsn, dbname=name), autocommit=False) as scratch:
             result = rehearse_delete(scratch, params, expected)
             scratch.commit()
