@@ -79,14 +79,7 @@ if plan.db_host:
 
 if plan.db_host and plan.mode == "release":
     if not plan.sqlite:
-        checks.prechecks(
-            name="Pre-checks (read-only)",
-            database=run.target,
-            checks=settings.prechecks,
-            record=run.output("prechecks_before.json"),
-            limit=settings.precheck_limit,
-            timeout_ms=settings.precheck_timeout_ms,
-        )
+        # The gate (and its fix-up) first: duplicates are named for the constraint they block.
         if settings.unique_gate:
             table, columns, constraint = release.gate_parts(settings.unique_gate)
             if settings.dedupe:  # destructive: refused while loading unless released
@@ -97,7 +90,8 @@ if plan.db_host and plan.mode == "release":
                     columns=columns,
                     constraint=constraint,
                     keep=settings.dedupe_keep,
-                    dump=None if plan.db_exec else baseline,
+                    dump=baseline,
+                    compose_exec=plan.db_exec,
                     record=run.output("dedupe.json"),
                     log_path=run.log("dedupe.log"),
                 )
@@ -110,6 +104,14 @@ if plan.db_host and plan.mode == "release":
                 record=run.output("unique_gate.json"),
                 limit=settings.precheck_limit,
             )
+        checks.prechecks(
+            name="Pre-checks (read-only)",
+            database=run.target,
+            checks=settings.prechecks,
+            record=run.output("prechecks_before.json"),
+            limit=settings.precheck_limit,
+            timeout_ms=settings.precheck_timeout_ms,
+        )
         revisions.check_pending(
             name="Pending revisions against the live data",
             database=run.target,
