@@ -12,7 +12,7 @@ list it in ``extra_data_keys``), ``hostside_python``, ``base_url``, ``health``,
 ``health_path``, ``health_status``, ``health_expect``, ``http_timeout_s``, ``assets_dir``,
 ``evidence_root``, ``db_in_compose``, ``db_service``, ``target_dsn_env``, ``allowed_row_diff``,
 ``require_exact_counts``. The last cutover's evidence is ``<evidence_root>/cutover/<ts>`` (the
-latest by name, or ``--cutover-timestamp``).
+latest by start (its run.json), or ``--cutover-timestamp``).
 """
 
 import json

@@ -242,7 +242,7 @@ def service_list(value) -> list[str] | None:
 # The probe: one small Python program run by the host's Python (``hostside_python``), stdlib only
 # (psycopg for ``counts`` without a compose db). It prints one JSON answer; it never prints a DSN.
 PROBE = r"""
-import json, os, sys, urllib.error, urllib.request
+import json, os, sys, time, urllib.error, urllib.request
 
 def health(p):
     try:
@@ -258,12 +258,30 @@ def health(p):
         body = raw[:300].decode("utf-8", "replace")
     return {"status": status, "body": body}
 
+def started(root, name):
+    # When a run started: its run.json's started_at, else the time run.json was written (as
+    # turnout's RunRecords orders runs: a pinned name like "itest" says nothing about time).
+    path = os.path.join(root, name, "run.json")
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+        if isinstance(record, dict) and record.get("started_at"):
+            return record["started_at"]
+    except (OSError, ValueError):
+        pass
+    try:
+        stamp = os.stat(path).st_mtime
+    except OSError:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+
 def runs(p):
     root = p["root"]
     if not os.path.isdir(root):
         return {"runs": None}
     names = [n for n in os.listdir(root) if not n.startswith(".")]
-    return {"runs": sorted(n for n in names if os.path.isdir(os.path.join(root, n)))}
+    names = [n for n in names if os.path.isdir(os.path.join(root, n))]
+    return {"runs": sorted(names, key=lambda n: (started(root, n), n))}
 
 def run_dir(p):
     d = p["dir"]

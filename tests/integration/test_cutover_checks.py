@@ -85,7 +85,7 @@ def cutover(stack: dict) -> dict:
 
 def checks(*args: str, pin: bool = True) -> subprocess.CompletedProcess:
     """``pytest tests/cutover`` as an operator runs it, against the session's stack; ``pin``:
-    the run of ``TIMESTAMP``, else the latest run (by name; ours sorts last)."""
+    the run of ``TIMESTAMP``, else the latest run (by start: ours was written last)."""
     return subprocess.run(
         [
             PYTEST,
