@@ -78,7 +78,13 @@ if plan.db_host:
     )
 
 if plan.db_host and plan.mode == "release":
-    if not plan.sqlite:
+    if plan.sqlite:
+        evidence.skipped(
+            name="Pre-checks, duplicates gate, pending revisions",
+            step="checks",
+            why="they read PostgreSQL; this app runs on SQLite (sqlite_path)",
+        )
+    else:
         # The gate (and its fix-up) first: duplicates are named for the constraint they block.
         if settings.unique_gate:
             table, columns, constraint = release.gate_parts(settings.unique_gate)

@@ -14,18 +14,20 @@ from turnout.dsn import redact
 # Printed before the JSON answer, so Alembic's own log lines around it are ignored.
 ANSWER_MARK = "#turnout-alembic "
 # One Python run asks Alembic for the current revision, the heads and the history from the
-# current revision to the heads (``alembic current``, ``heads``, ``history -r current:heads``).
+# current revision to the heads (``alembic current``, ``heads``, ``history -r current:heads``,
+# and the same ``--verbose`` for the audit record).
 STATUS_SCRIPT = """
 import io, json
 from alembic import command
 from alembic.config import Config
 answer = {}
-calls = (("current", command.current, ()), ("heads", command.heads, ()),
-         ("history", command.history, ("current:heads",)))
-for name, call, args in calls:
+calls = (("current", command.current, (), {}), ("heads", command.heads, (), {}),
+         ("history", command.history, ("current:heads",), {}),
+         ("history_verbose", command.history, ("current:heads",), {"verbose": True}))
+for name, call, args, kwargs in calls:
     out = io.StringIO()
     try:
-        call(Config(%r, stdout=out), *args)
+        call(Config(%r, stdout=out), *args, **kwargs)
     except Exception as error:
         answer["error"] = "alembic %%s failed: %%s: %%s" %% (name, type(error).__name__, error)
         break
@@ -161,6 +163,9 @@ class AlembicStatus(FactBase[dict]):
             "heads": heads,
             "pending": parse_history(answer["history"], current),
             "at_head": sorted(current) == sorted(heads),
+            "history_verbose": [
+                redact(line) for line in answer.get("history_verbose", []) if line.strip()
+            ][:400],
         }
 
 

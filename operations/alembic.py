@@ -271,7 +271,10 @@ def record(
         where = project_where(env_file, compose_file, project, docker_bin)
         status = alembic_status(where, service, app_python)
         text = json.dumps(
-            {k: status[k] for k in ("current", "heads", "pending", "at_head")},
+            {
+                k: status.get(k)
+                for k in ("current", "heads", "pending", "at_head", "history_verbose")
+            },
             indent=2,
             sort_keys=True,
         )

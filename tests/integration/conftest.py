@@ -238,7 +238,10 @@ def app_revision(host: dict) -> str | None:
     """The Alembic revision of a stack host's app database."""
     import psycopg
 
-    with psycopg.connect(app_database_url(host), autocommit=True) as conn:
+    url = app_database_url(host)
+    if not url.startswith("postgres"):
+        return None  # an app on SQLite: its file is the test's to read or remove
+    with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     return row[0] if row else None
 
