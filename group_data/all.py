@@ -82,6 +82,14 @@ smoke_ws_path = "/api/v1/ws"
 smoke_ws_auth = '{"type": "auth", "token": "{token}"}'
 # Rule the WebSocket's first answer must meet (same syntax as health_body).
 smoke_ws_expect = "type=ready"
+# Sample writes after a release (S2.8): POST, read back, DELETE, gone; 0 = none.
+smoke_writes = 0
+# Where sample writes are POSTed; <path>/<id> reads and deletes one.
+smoke_write_path = "/api/v1/meters"
+# JSON body of a sample write; {n} is its number.
+smoke_write_body = '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}'
+# Dotted path of the created item's id in the answer to a sample write.
+smoke_write_id = "id"
 
 # --- database validation (S1.4, S1.6) ---
 # Timeout of one exact count(*) before falling back to the planner estimate, in ms.

@@ -44,6 +44,10 @@ def core(
     ws_expect: str = "type=ready",
     timeout: float = 10.0,
     record: str | None = None,
+    writes: int = 0,
+    write_path: str = "/api/v1/meters",
+    write_body: str = '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}',
+    write_id: str = "id",
 ):
     """
     smoke-core from the control machine: log in with ``TURNOUT_SMOKE_EMAIL``/``_PASSWORD``
@@ -64,6 +68,9 @@ def core(
     + ws_path: the WebSocket path ("" skips); ws_auth: first message, ``{token}`` replaced in
       memory; ws_expect: rule for its answer (``type=ready``, see ``health_body``)
     + record: ``<run_dir>/outputs/smoke.json`` on the host
+    + writes: sample writes (S2.8): each POSTs ``write_body`` (``{n}`` = its number) to
+      ``write_path`` as the admin, reads ``<write_path>/<id>`` back (``write_id``: the id's
+      dotted path in the answer), DELETEs it and checks it is gone (404); 0 = none
 
     .. code:: python
 
@@ -108,6 +115,10 @@ def core(
         ws_auth=auth_message_template(ws_auth),
         ws_expect=ws_expect,
         timeout=timeout,
+        writes=writes,
+        write_path=write_path,
+        write_body=write_body,
+        write_id=write_id,
     )
     config.core()  # malformed endpoint items fail here, while planning
     if not host.state.is_executing:

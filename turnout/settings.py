@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import math
 import posixpath
 import re
@@ -353,6 +354,18 @@ def _rollback(value: object) -> str:
         return _revision(value)
     except _Invalid:
         raise _Invalid("restore (the run's backup), -1 or an Alembic revision id") from None
+
+
+def _write_body(value: object) -> str:
+    if isinstance(value, dict):  # pyinfra's --data parses a JSON object already
+        value = json.dumps(value)
+    try:
+        parsed = json.loads(value.replace("{n}", "0")) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise _Invalid('a JSON object, {n} standing for the write\'s number, like {"slot": {n}}')
+    return value
 
 
 def _steps(value: object) -> tuple[str, ...]:
@@ -829,6 +842,34 @@ class Settings:
         _body_rule,
         example="event=welcome",
         doc="Rule the WebSocket's first answer must meet (same syntax as health_body).",
+        section=_SMOKE,
+    )
+    smoke_writes: int = setting(
+        0,
+        _non_negative_int,
+        example="2",
+        doc="Sample writes after a release (S2.8): POST, read back, DELETE, gone; 0 = none.",
+        section=_SMOKE,
+    )
+    smoke_write_path: str = setting(
+        "/api/v1/meters",
+        _url_path,
+        example="/api/v1/notes",
+        doc="Where sample writes are POSTed; <path>/<id> reads and deletes one.",
+        section=_SMOKE,
+    )
+    smoke_write_body: str = setting(
+        '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}',
+        _write_body,
+        example="'{\"title\": \"turnout smoke {n}\"}'",
+        doc="JSON body of a sample write; {n} is its number.",
+        section=_SMOKE,
+    )
+    smoke_write_id: str = setting(
+        "id",
+        _health_key,
+        example="data.id",
+        doc="Dotted path of the created item's id in the answer to a sample write.",
         section=_SMOKE,
     )
     count_timeout_ms: int = setting(

@@ -285,6 +285,10 @@ class SmokeConfig:
     ws_auth: str = '{"type": "auth", "token": "{token}"}'
     ws_expect: str = "type=ready"
     timeout: float = 10.0
+    writes: int = 0
+    write_path: str = "/api/v1/meters"
+    write_body: str = '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}'
+    write_id: str = "id"
 
     def plan(self, has_user: bool | None = None) -> str:
         """What the checks will do, in one sentence (``--dry``)."""
@@ -304,6 +308,11 @@ class SmokeConfig:
         )
         if self.ws_path:
             text += f", and open the WebSocket {websocket_url(self.base_url, self.ws_path)}"
+        if self.writes:
+            text += (
+                f"; then {self.writes} sample write(s): POST {self.write_path}, read back, "
+                "DELETE, gone"
+            )
         return text
 
     def core(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -339,6 +348,10 @@ def core_arguments(settings: object) -> dict:
         "ws_auth": settings.smoke_ws_auth,
         "ws_expect": settings.smoke_ws_expect,
         "timeout": settings.http_timeout_s,
+        "writes": settings.smoke_writes,
+        "write_path": settings.smoke_write_path,
+        "write_body": settings.smoke_write_body,
+        "write_id": settings.smoke_write_id,
     }
 
 
@@ -435,6 +448,57 @@ class _Smoke:
             problem = status_problem(what, got, expected, location)
         self.record(f"GET as {who}", path, expected, got, problem)
 
+    def sample_write(self, client, token: str, number: int) -> None:
+        """S2.8: one write through the app's API as the admin, read back, removed, and gone.
+        Recorded without the id (it differs every run: the report must not)."""
+        config = self.config
+        headers = {"Authorization": f"{config.auth_scheme} {token}"}
+        body = write_body(config.write_body, number)
+        what = f"sample write {number} (POST {config.write_path})"
+        response, problem = self.request(
+            client, "POST", config.write_path, what, headers=headers, json=body
+        )
+        got = response.status_code if response is not None else None
+        if response is not None:
+            problem = status_problem(what, got, (200, 201), response.headers.get("location", ""))
+        created = None
+        if not problem:
+            try:
+                created = token_at(response.json(), config.write_id)
+            except ValueError:
+                created = None
+            if created is None:
+                problem = f"{what} answered without an id at {config.write_id!r}"
+        if not self.record(f"sample write {number}", config.write_path, (200, 201), got, problem):
+            return
+        item = f"{config.write_path}/{created}"
+        read, problem = self.request(client, "GET", item, f"read back {what}", headers=headers)
+        got = read.status_code if read is not None else None
+        if read is not None:
+            problem = status_problem(f"read back of {what}", got, (200,))
+            if not problem:
+                stored = read.json()
+                wrong = [
+                    k for k, v in body.items() if not isinstance(stored, dict) or stored.get(k) != v
+                ]
+                if wrong:
+                    problem = f"read back of {what} differs in {', '.join(wrong)}"
+        self.record(f"sample read {number}", config.write_path + "/<id>", (200,), got, problem)
+        gone, problem = self.request(client, "DELETE", item, f"remove {what}", headers=headers)
+        got = gone.status_code if gone is not None else None
+        if gone is not None:
+            problem = status_problem(f"removal of {what}", got, (200, 202, 204))
+        self.record(
+            f"sample removal {number}", config.write_path + "/<id>", (200, 202, 204), got, problem
+        )
+        after, problem = self.request(
+            client, "GET", item, f"read after removing {what}", headers=headers
+        )
+        got = after.status_code if after is not None else None
+        if after is not None:
+            problem = status_problem(f"read after removing {what}", got, (404, 410))
+        self.record(f"sample gone {number}", config.write_path + "/<id>", (404, 410), got, problem)
+
     def websocket(self, token: str) -> None:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
         from websockets.sync.client import connect
@@ -471,6 +535,15 @@ class _Smoke:
         self.record("WebSocket", config.ws_path, config.ws_expect, got, problem)
 
 
+def write_body(template: str, number: int) -> dict:
+    """The JSON body of sample write ``number`` (``{n}`` replaced).
+
+    >>> write_body('{"slot": {n}, "kind": "smoke"}', 3)
+    {'slot': 3, 'kind': 'smoke'}
+    """
+    return json.loads(template.replace("{n}", str(number)))
+
+
 def run_smoke(config: SmokeConfig, credentials: SmokeCredentials) -> tuple[dict, list[str]]:
     """
     Run the checks from this machine: the report (deterministic: no timings, no token, no
@@ -505,6 +578,8 @@ def run_smoke(config: SmokeConfig, credentials: SmokeCredentials) -> tuple[dict,
                             )
                 if config.ws_path:
                     smoke.websocket(token)
+                for number in range(config.writes):
+                    smoke.sample_write(client, token, number)
     except Exception as error:  # noqa: BLE001 - any surprise is one redacted line, not a traceback
         smoke.failures.append(smoke.clean(f"smoke-core failed: {type(error).__name__}: {error}"))
     report = {

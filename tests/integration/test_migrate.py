@@ -83,6 +83,8 @@ def migrate(*data: str, mode: str = "-y") -> subprocess.CompletedProcess:
     env = stack_env(
         TURNOUT_SMOKE_EMAIL="admin@example.test",
         TURNOUT_SMOKE_PASSWORD=secret("refapp_admin"),
+        TURNOUT_SMOKE_USER_EMAIL="user@example.test",
+        TURNOUT_SMOKE_USER_PASSWORD=secret("refapp_user"),
     )
     return run_pyinfra(mode, "-v", *args, env=env)
 
@@ -153,7 +155,12 @@ def test_duplicates_stop_the_release_before_the_upgrade(app: dict) -> None:
 
 
 def test_a_released_dedupe_lets_the_release_pass_and_a_rerun_changes_nothing(app: dict) -> None:
-    data = ("evidence_timestamp=mg-dup", "dedupe=true", "i_know_what_im_doing=true")
+    data = (
+        "evidence_timestamp=mg-dup",
+        "dedupe=true",
+        "i_know_what_im_doing=true",
+        "smoke_writes=2",
+    )
     result = migrate(*data)
     assert result.returncode == 0, result.stdout[-4000:]
     assert app_revision(app) == "0003" and constraint_exists(app, "uq_meter_unit_kind_slot")
@@ -162,6 +169,19 @@ def test_a_released_dedupe_lets_the_release_pass_and_a_rerun_changes_nothing(app
     assert sorted(deleted["deleted_ids"]) == sorted(app["planted"]), deleted
     record = json.loads((run_dir / "run.json").read_text())
     assert record["exit"] == 0 and record["revisions"] == {"before": "0002", "after": "0003"}
+    # After-checks (S2.8): admin and normal user, two sample writes read back and removed.
+    smoke = json.loads((run_dir / "outputs" / "smoke.json").read_text())
+    assert smoke["verdict"] == "pass"
+    checks = {row["check"]: row for row in smoke["checks"]}
+    assert checks["GET as user"]["got"] in (401, 403)
+    assert all(
+        checks[f"sample {kind} {n}"]["ok"]
+        for kind in ("write", "read", "removal", "gone")
+        for n in (0, 1)
+    )
+    with psycopg.connect(app_database_url(app), autocommit=True) as conn:
+        left = conn.execute("SELECT count(*) FROM meters WHERE kind = 'turnout-smoke'").fetchone()
+    assert left[0] == 0
     report = (run_dir / "report.md").read_text()
     assert report.startswith("# migrate mg-dup — passed") and "to restore the backup" in report
     again = migrate(*data)
