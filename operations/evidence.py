@@ -184,9 +184,10 @@ def install_failed_record(path: str, run: dict) -> None:
         record = build_record(
             None, steps_so_far(state, failed_host), {**run, "exit": "failed", "failed_step": name}
         )
-        command = hostside_command("write_file", {"path": path}, stdin=record_text(record))
-        try:
-            ok, _ = failed_host.run_shell_command(command)
+        text = record_text(record)
+        command = hostside_command("write_file", {"path": path}, stdin=text)
+        try:  # a command run directly takes its stdin as an argument, not from the command
+            ok, _ = failed_host.run_shell_command(command, _stdin=text)
         except Exception as error:  # noqa: BLE001 - the run is failing already
             ok = False
             failed_host.log(f"could not keep the failed run's record {path}: {error}")
