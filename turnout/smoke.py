@@ -464,8 +464,10 @@ class _Smoke:
         created = None
         if not problem:
             try:
-                created = token_at(response.json(), config.write_id)
+                created = value_at(response.json(), config.write_id)
             except ValueError:
+                created = None
+            if not isinstance(created, int | str) or isinstance(created, bool) or created == "":
                 created = None
             if created is None:
                 problem = f"{what} answered without an id at {config.write_id!r}"
