@@ -192,7 +192,7 @@ def render_report(record: dict) -> str:
         lines.append(f"- to restore the backup: `{record['restore_with']}`")
     lines += ["", "| step | start | end | changed | status |", "| --- | --- | --- | --- | --- |"]
     ordered = sorted(
-        (record.get("steps") or {}).items(), key=lambda item: item[1].get("start") or ""
+        (record.get("steps") or {}).items(), key=lambda item: (item[1].get("start") or "", item[0])
     )
     for name, step in ordered:
         changed = "yes" if step.get("changed") else "no"

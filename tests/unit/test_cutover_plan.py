@@ -123,3 +123,12 @@ def test_the_restores_sequence_notices_are_read_back() -> None:
     assert sequences_advanced(output) == [
         {"sequence": "public.t_id_seq", "column": "public.t.id", "max": 100, "next_value": 1}
     ]
+
+
+def test_the_report_is_the_same_whatever_order_the_record_was_read_in() -> None:
+    from turnout.runrecord import render_report
+
+    steps = {"B": {"start": "t1", "end": "t2"}, "A": {"start": "t1", "end": "t3"}}
+    record = {"task": "migrate", "timestamp": "t", "exit": 0, "steps": steps}
+    flipped = {**record, "steps": dict(reversed(list(steps.items())))}
+    assert render_report(record) == render_report(flipped)
