@@ -7,7 +7,7 @@ import json
 import shlex
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
 from turnout.database import Database
@@ -56,11 +56,10 @@ def describe_pending(pending: list[dict]) -> str:
 def migration_command(
     argv: list[str], lock: Database | None, log_path: str | None, hint: str | None = None
 ):
-    """The migration ``argv`` as a command: as it is, or run by the host program while it holds
-    turnout's advisory lock on the database ``lock`` (``turnout/hostside/schema.py``)."""
-    if lock is None:
-        return StringCommand(*(QuoteString(word) for word in argv))
-    params = {**lock.params(), "argv": argv, "log_path": log_path}
+    """The migration ``argv`` run by the host program (its failure one line naming ``hint``),
+    holding turnout's advisory lock on the database ``lock`` when there is one
+    (``turnout/hostside/schema.py``)."""
+    params = {**(lock.params() if lock else {}), "argv": argv, "log_path": log_path}
     return hostside_progress_command("locked_migration", {**params, "hint": hint})
 
 

@@ -1,6 +1,7 @@
 """Host-side schema migrations under a PostgreSQL advisory lock (S2.6; issue 9 item 5).
 
-- ``locked_migration`` (operation): takes turnout's advisory lock on the app's database
+- ``locked_migration`` (operation): without a database to lock (SQLite) runs the migration
+  command as it is, its failure one line; else takes turnout's advisory lock on the app's database
   (``pg_try_advisory_lock``, session level) and, holding it, runs the migration command it is
   given (``docker compose … exec -T api <python> -m alembic upgrade head``); the lock goes with
   the session. Two hosts can therefore never migrate one database at once, whatever their host
@@ -61,6 +62,13 @@ def action_locked_migration(params: dict) -> dict:
     docstring); refused at once when another session holds it."""
     argv = params["argv"]
     timeout = float(params.get("timeout_s") or 3600)
+    if not params.get("dsn_env"):  # no PostgreSQL to lock (an app on SQLite): run it as it is
+        try:
+            output = run_tool(argv, log_path=params.get("log_path"), timeout=timeout)
+        except HostsideError as error:
+            hint = f"; to go back to the backup: {params['hint']}" if params.get("hint") else ""
+            raise HostsideError(f"the migration failed ({error}){hint}") from None
+        return {"ran": argv[-3:], "output_tail": output.splitlines()[-5:]}
     with pg_connect(params) as conn:
         conn.execute("SET application_name = 'turnout migration lock'")
         taken = conn.execute(
