@@ -26,6 +26,7 @@ from pyinfra import host
 from pyinfra.operations import files
 
 from turnout import cutover, release
+from turnout.database import SqliteDatabase
 from turnout.operations import alembic, checks, compose, db, evidence, http, revisions, smoke
 from turnout.runbook import Preflight, start_runbook
 
@@ -37,6 +38,8 @@ app = cutover.compose_where(settings)
 in_app = {"service": settings.app_service, "app_python": settings.app_python}
 lock = None if plan.sqlite else run.target
 baseline = run.artifact("baseline.sqlite3" if plan.sqlite else "baseline.dump")
+# What the read-only checks read: the app's PostgreSQL, or its SQLite file.
+checked = SqliteDatabase(settings.sqlite_path) if plan.sqlite else run.target
 
 evidence.directory(name="Evidence directory", path=run.run_dir)
 files.directory(name="State directory", path=run.state_dir, mode="700")
@@ -78,46 +81,48 @@ if plan.db_host:
     )
 
 if plan.db_host and plan.mode == "release":
-    if plan.sqlite:
-        evidence.skipped(
-            name="Pre-checks, duplicates gate, pending revisions",
-            step="checks",
-            why="they read PostgreSQL; this app runs on SQLite (sqlite_path)",
-        )
-    else:
-        # The gate (and its fix-up) first: duplicates are named for the constraint they block.
-        if settings.unique_gate:
-            table, columns, constraint = release.gate_parts(settings.unique_gate)
-            if settings.dedupe:  # destructive: refused while loading unless released
-                checks.dedupe(
-                    name="Dedupe (rehearsed on a copy, then applied)",
-                    database=run.target,
-                    table=table,
-                    columns=columns,
-                    constraint=constraint,
-                    keep=settings.dedupe_keep,
-                    dump=baseline,
-                    compose_exec=plan.db_exec,
-                    record=run.output("dedupe.json"),
-                    log_path=run.log("dedupe.log"),
-                )
-            checks.unique_gate(
-                name="Duplicates gate",
+    # The gate (and its fix-up) first: duplicates are named for the constraint they block.
+    if settings.unique_gate:
+        table, columns, constraint = release.gate_parts(settings.unique_gate)
+        if settings.dedupe and plan.sqlite:
+            evidence.skipped(name="Dedupe", step="dedupe", why="it rehearses on PostgreSQL only")
+        elif settings.dedupe:  # destructive: refused while loading unless released
+            checks.dedupe(
+                name="Dedupe (rehearsed on a copy, then applied)",
                 database=run.target,
                 table=table,
                 columns=columns,
                 constraint=constraint,
-                record=run.output("unique_gate.json"),
-                limit=settings.precheck_limit,
+                keep=settings.dedupe_keep,
+                dump=baseline,
+                compose_exec=plan.db_exec,
+                record=run.output("dedupe.json"),
+                log_path=run.log("dedupe.log"),
             )
-        checks.prechecks(
-            name="Pre-checks (read-only)",
-            database=run.target,
-            checks=settings.prechecks,
-            record=run.output("prechecks_before.json"),
+        checks.unique_gate(
+            name="Duplicates gate",
+            database=checked,
+            table=table,
+            columns=columns,
+            constraint=constraint,
+            record=run.output("unique_gate.json"),
             limit=settings.precheck_limit,
-            timeout_ms=settings.precheck_timeout_ms,
         )
+    checks.prechecks(
+        name="Pre-checks (read-only)",
+        database=checked,
+        checks=settings.prechecks,
+        record=run.output("prechecks_before.json"),
+        limit=settings.precheck_limit,
+        timeout_ms=settings.precheck_timeout_ms,
+    )
+    if plan.sqlite:
+        evidence.skipped(
+            name="Pending revisions against the live data",
+            step="pending revision checks",
+            why="the offline SQL is PostgreSQL's; this app runs on SQLite (sqlite_path)",
+        )
+    else:
         revisions.check_pending(
             name="Pending revisions against the live data",
             database=run.target,
@@ -170,10 +175,10 @@ if plan.db_host:
     alembic.record(
         name="Alembic revision after", path=run.output("alembic_after.json"), **app, **in_app
     )
-    if plan.mode == "release" and not plan.sqlite:
+    if plan.mode == "release":
         checks.prechecks(
             name="Pre-checks again (after)",
-            database=run.target,
+            database=checked,
             checks=settings.prechecks,
             record=run.output("prechecks_after.json"),
             limit=settings.precheck_limit,

@@ -7,7 +7,7 @@ planning (``--dry``) is safe: the plan shows each pre-check's current result.
 
 from pyinfra.api import StringCommand
 
-from turnout.database import Database, as_database
+from turnout.database import Database, SqliteDatabase, as_database
 from turnout.facts.hostside import HostsideFact
 from turnout.remote import hostside_command
 
@@ -38,7 +38,7 @@ class Prechecks(HostsideFact):
 
     def command(
         self,
-        database: Database | str,
+        database: Database | SqliteDatabase | str,
         checks: list[str] | tuple[str, ...] = (),
         limit: int = 20,
         timeout_ms: int = 5000,
@@ -49,7 +49,9 @@ class Prechecks(HostsideFact):
             "limit": limit,
             "timeout_ms": timeout_ms,
         }
-        return hostside_command("prechecks", params)
+        return hostside_command(
+            "sqlite_prechecks" if "sqlite_path" in params else "prechecks", params
+        )
 
 
 class DuplicateGroups(HostsideFact):
@@ -75,7 +77,7 @@ class DuplicateGroups(HostsideFact):
 
     def command(
         self,
-        database: Database | str,
+        database: Database | SqliteDatabase | str,
         table: str,
         columns: list[str] | tuple[str, ...],
         constraint: str | None = None,
@@ -90,4 +92,5 @@ class DuplicateGroups(HostsideFact):
             "limit": limit,
             "timeout_ms": timeout_ms,
         }
-        return hostside_command("duplicate_groups", params)
+        action = "sqlite_duplicate_groups" if "sqlite_path" in params else "duplicate_groups"
+        return hostside_command(action, params)

@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from turnout.database import Database
+from turnout.database import Database, SqliteDatabase
 from turnout.dsn import redact
 from turnout.facts.checks import DuplicateGroups, Prechecks
 from turnout.failures import fail_command, require_fact, stop
@@ -55,7 +55,7 @@ def current_results(rows: list[dict]) -> str:
 
 @operation()
 def prechecks(
-    database: Database,
+    database: Database | SqliteDatabase,
     checks: tuple[str, ...] | list[str],
     record: str,
     limit: int = 20,
@@ -76,7 +76,7 @@ def prechecks(
 
     .. code:: python
 
-        from turnout.database import Database
+        from turnout.database import Database, SqliteDatabase
         from turnout.operations import checks
         checks.prechecks(
             name="Pre-checks",
@@ -137,7 +137,7 @@ def gate_groups_line(gate: dict, limit: int = 5) -> str:
 
 @operation()
 def unique_gate(
-    database: Database,
+    database: Database | SqliteDatabase,
     table: str,
     columns: tuple[str, ...] | list[str],
     constraint: str,
@@ -154,7 +154,7 @@ def unique_gate(
 
     .. code:: python
 
-        from turnout.database import Database
+        from turnout.database import Database, SqliteDatabase
         from turnout.operations import checks
         checks.unique_gate(
             name="Duplicates gate",
@@ -258,7 +258,7 @@ def dedupe(
 
     .. code:: python
 
-        from turnout.database import Database
+        from turnout.database import Database, SqliteDatabase
         from turnout.operations import checks
         checks.dedupe(
             name="Dedupe meters",

@@ -38,6 +38,27 @@ class Database:
         return self.dsn_env
 
 
+@dataclass(frozen=True)
+class SqliteDatabase:
+    """
+    An app's SQLite file on the host (setting ``sqlite_path``): the read-only checks that work on
+    PostgreSQL through ``Database`` take it too.
+
+    .. code:: python
+
+        SqliteDatabase("/srv/app/data/app.db").params()  # {"sqlite_path": "/srv/app/data/app.db"}
+    """
+
+    path: str
+
+    def params(self) -> dict[str, str]:
+        """The host-side program's parameters naming this file."""
+        return {"sqlite_path": self.path}
+
+    def __str__(self) -> str:
+        return f"SQLite {self.path}"
+
+
 def default_env_file(data: Any) -> str:
     """The host's server-side ``.env``: setting ``env_file``, else ``<app_root>/.env``."""
     env_file = (
@@ -51,12 +72,12 @@ def default_env_file(data: Any) -> str:
     return posixpath.join(str(app_root or "/srv/app"), ".env")
 
 
-def as_database(value: Database | str) -> Database:
+def as_database(value: Database | SqliteDatabase | str) -> Database | SqliteDatabase:
     """A ``Database`` as given, or the one named by a variable name (``"DATABASE_URL"``) read from
     the current host's ``.env`` (``default_env_file``): so a fact can be asked from the command
     line, ``pyinfra inventory.py fact turnout.facts.postgres.PostgresServer database=DATABASE_URL``.
     """
-    if isinstance(value, Database):
+    if isinstance(value, Database | SqliteDatabase):
         return value
     from pyinfra import host
 

@@ -201,11 +201,12 @@ def check_plan(run: Any, plan: ReleasePlan) -> ReleasePlan:
                 backup=run.artifact(f"{baseline}.sha256"),
                 prechecks_before=run.output("prechecks_before.json"),
                 prechecks_after=run.output("prechecks_after.json"),
-                pending_revisions=run.output("pending_revisions.json"),
             )
+            if not plan.sqlite:
+                records["pending_revisions"] = run.output("pending_revisions.json")
             if settings.unique_gate:
                 records["unique_gate"] = run.output("unique_gate.json")
-            if settings.dedupe:
+            if settings.dedupe and not plan.sqlite:
                 records["dedupe"] = run.output("dedupe.json")
             record["restore_with"] = restore_command(run)
     return replace(

@@ -1,7 +1,8 @@
-"""deploys/migrate.py for an app on SQLite (S2.1, S2.2, S2.7): the reference app on the staging
-host runs on a SQLite file in its data volume; the release backs it up with the backup API,
-upgrades it to 0003 in the app's container, and ``rollback=restore`` puts the file back, the
-app healthy at the old revision afterwards."""
+"""deploys/migrate.py for an app on SQLite (S2.1, S2.2, S2.7; issue 9 item 9): the reference
+app on the staging host runs on a SQLite file in its data volume; the release backs it up with
+the backup API, runs the pre-checks and the duplicates gate on the file read-only, upgrades it to
+0003 in the app's container, checks again, and ``rollback=restore`` puts the file back, the app
+healthy at the old revision afterwards."""
 
 import json
 import shutil
@@ -77,6 +78,8 @@ def test_release_and_file_rollback_on_sqlite(sqlite_app: dict) -> None:
     assert dry.returncode == 0, dry.stdout[-4000:]
     assert f"Will back up SQLite {database}" in dry.stdout
     assert "Will upgrade the database from 0002 to 0003" in dry.stdout
+    assert f"Will check SQLite {database} read-only (before, 3 check(s))" in dry.stdout
+    assert "before adding uq_meter_unit_kind_slot: now NO_DUPLICATES" in dry.stdout
 
     up = migrate(database, "evidence_timestamp=sq-up")
     assert up.returncode == 0, up.stdout[-4000:]
@@ -87,6 +90,10 @@ def test_release_and_file_rollback_on_sqlite(sqlite_app: dict) -> None:
         "integrity_check"
     ] == "ok"
     assert file_revision(backup) == "0002"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["prechecks_before"]["verdict"] == "pass"
+    assert record["prechecks_after"]["verdict"] == "pass"
+    assert record["unique_gate"]["verdict"] == "NO_DUPLICATES"
     again = migrate(database, "evidence_timestamp=sq-up")
     assert again.returncode == 0 and changes(again.stdout) == 0, again.stdout[-4000:]
 

@@ -37,6 +37,8 @@ FACT_ACTIONS = {
     "table_sizes": ("pg", "action_table_sizes"),
     "pending_checks": ("revisions", "action_pending_checks"),
     "prechecks": ("checks", "action_prechecks"),
+    "sqlite_prechecks": ("sqlite_checks", "action_sqlite_prechecks"),
+    "sqlite_duplicate_groups": ("sqlite_checks", "action_sqlite_duplicate_groups"),
     "duplicate_groups": ("checks", "action_duplicate_groups"),
     "dump_info": ("dump", "action_dump_info"),
     "restore_marker": ("dump", "action_restore_marker"),
