@@ -178,7 +178,8 @@ def test_final_commands_stay_short_after_su_and_sudo(wrapping: dict) -> None:
         final = make_unix_command(command, **wrapping).get_raw_value()
         assert len(final.encode()) < 16 * 1024, len(final)
         assert "PGDMP" not in final and "def main" not in final
-    assert len(program_payload()) < 128 * 1024  # on stdin; still small
+    # On stdin, once per run: about 100 KB zipped with every runbook's host-side code.
+    assert len(program_payload()) < 192 * 1024
 
 
 def test_ship_command_places_the_program_once_content_addressed(tmp_path: Path) -> None:

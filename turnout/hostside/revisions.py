@@ -72,9 +72,13 @@ def row_id(sql, key: list[str], alias: str | None = None):  # noqa: ANN001, ANN2
 
 
 def row_order(sql, key: list[str], alias: str | None = None):  # noqa: ANN001, ANN201
-    """The SQL ordering rows by their primary key (else ``ctid``): the first rows are shown."""
+    """The SQL ordering rows by their primary key (else ``ctid``): the first rows are shown.
+    Each is parenthesised: a bare ``ORDER BY id`` would sort by the select list's ``id::text``
+    (an output column of that name wins), 1, 10, 100, 2…"""
     prefix = (alias,) if alias else ()
-    return sql.SQL(", ").join(sql.Identifier(*prefix, c) for c in (key or ["ctid"]))
+    return sql.SQL(", ").join(
+        sql.SQL("({})").format(sql.Identifier(*prefix, c)) for c in (key or ["ctid"])
+    )
 
 
 def declared_length(info: dict) -> int | None:
@@ -203,12 +207,13 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
         if check.get("where"):
             where.append(sql.SQL("({})").format(sql.SQL(check["where"])))
         query = sql.SQL(
-            "SELECT ARRAY[{texts}], count(*), (array_agg({r} ORDER BY {r}))[1:5], "
+            "SELECT ARRAY[{texts}], count(*), (array_agg({r} ORDER BY {o}))[1:5], "
             "count(*) OVER () FROM {t} WHERE {w} GROUP BY {g} HAVING count(*) > 1 "
             "ORDER BY count(*) DESC LIMIT %s"
         ).format(
             texts=sql.SQL(", ").join(sql.SQL("({})::text").format(i) for i in items),
             r=rid,
+            o=order,
             t=table,
             w=sql.SQL(" AND ").join(where),
             g=sql.SQL(", ").join(items),
