@@ -196,7 +196,10 @@ def test_a_foreign_key_with_dangling_values_stops_before_the_upgrade(app: dict) 
             "(SELECT 1 FROM users u WHERE u.id = m.unit_id) ORDER BY id",
         )
         assert f"{len(dangling)} rows without a parent in public.users" in line, line
-        assert f"{app['meters'][1]}→({DANGLING_UNIT})" in line, line
+        shown = dangling[:20]
+        assert all(f"{meter}→(" in line for meter in shown), line
+        if app["meters"][1] in shown:  # other tests' rows may come first
+            assert f"{app['meters'][1]}→({DANGLING_UNIT})" in line, line
         assert revision(app) == "0003"
         assert schema_of_meters(app) == before
 

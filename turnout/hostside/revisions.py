@@ -71,14 +71,12 @@ def row_id(sql, key: list[str], alias: str | None = None):  # noqa: ANN001, ANN2
     )
 
 
-def row_order(sql, key: list[str], alias: str | None = None):  # noqa: ANN001, ANN201
+def row_order(sql, key: list[str], qualifier: str | tuple[str, ...] | None = None):  # noqa: ANN001, ANN201
     """The SQL ordering rows by their primary key (else ``ctid``): the first rows are shown.
-    Each is parenthesised: a bare ``ORDER BY id`` would sort by the select list's ``id::text``
-    (an output column of that name wins), 1, 10, 100, 2…"""
-    prefix = (alias,) if alias else ()
-    return sql.SQL(", ").join(
-        sql.SQL("({})").format(sql.Identifier(*prefix, c)) for c in (key or ["ctid"])
-    )
+    Always qualified (by the table, or its alias): a bare ``ORDER BY id`` would sort by the
+    select list's ``id::text`` (an output column of that name wins): 1, 10, 100, 2…"""
+    prefix = qualifier if isinstance(qualifier, tuple) else ((qualifier,) if qualifier else ())
+    return sql.SQL(", ").join(sql.Identifier(*prefix, c) for c in (key or ["ctid"]))
 
 
 def declared_length(info: dict) -> int | None:
@@ -173,7 +171,7 @@ def check_query(conn, check: dict, catalog: dict, limit: int):  # noqa: ANN001, 
         if name is not None and name not in columns:
             raise LookupError(f"column {name} of {pg_display(*key)} does not exist")
     key_columns = primary_key(conn, oid)
-    rid, order = row_id(sql, key_columns), row_order(sql, key_columns)
+    rid, order = row_id(sql, key_columns), row_order(sql, key_columns, key)
     kind = check["kind"]
     params = (limit,)
     if kind == "not_null":
