@@ -209,6 +209,44 @@ dedupe_keep = "lowest"
 # Go on past a pending revision that is UNCHECKED (e.g. a data migration in Python).
 allow_unchecked_revisions = False
 
+# --- SQLite to PostgreSQL copy and verification (S3.1-S3.4) ---
+# Variable (host env or server-side .env) with the DSN of the PostgreSQL to move to.
+pg_dsn_env = "PG_DATABASE_URL"
+# Rows per batch of the copy; each batch commits with its checkpoint row.
+batch_size = 1000
+# Local JSON checkpoint (a cache of the target's); None: in the run's state directory.
+checkpoint = None
+# Tables to copy; None: every table of the SQLite file except alembic_version.
+copy_tables = None
+# Tables loaded at once, each on its own PostgreSQL connection.
+copy_jobs = 2
+# Drop secondary indexes and foreign keys for the load, recreate them after.
+copy_set_aside = True
+# Go on past values that cannot convert exactly; each one is counted in evidence.
+lossy = False
+# Discard the checkpoint and empty the copied tables first (destructive).
+copy_restart = False
+# Share of key ranges whose row hashes are compared; None: every row.
+verify_sample = None
+# At most this many differing keys named per table in the verification report.
+verify_max_keys = 20
+# The app's shadow-compare log table, counted by db_status when it exists.
+compare_log_table = "db_compare_log"
+# The app's dual-write failure table, counted by db_status when it exists.
+dual_write_failures_table = "dual_write_failures"
+
+# --- SQLite to PostgreSQL phases, acceptance, rollback (S3.5-S3.7) ---
+# Phase db_phase.py puts the app in: shadow, dual, cutover or rollback.
+phase = None
+# The app's SQLite URL as its containers see it, written to .env by the phases.
+sqlite_url = "sqlite:////app/.data/app.sqlite3"
+# Compose services restarted after a phase's .env change.
+phase_services = ("api", "worker")
+# Unique constraints or unique indexes that must exist on the target at cutover.
+expected_unique = ("uq_users_email",)
+# The rollback phase must reach a healthy app within this many seconds.
+rollback_budget_s = 60.0
+
 # --- data keys (C3) ---
 # Host data keys of your own that are not settings (otherwise refused as typos).
 extra_data_keys = ()

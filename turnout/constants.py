@@ -36,3 +36,7 @@ CUTOVER_STEPS = (
 # How rollback undoes the database (setting ``rollback_db``): restore the cutover's baseline
 # backup, ``alembic downgrade`` to the revision recorded before, or leave the database alone.
 ROLLBACK_DB_MODES = ("restore", "downgrade", "none")
+
+# The phases of the SQLite → PostgreSQL move (setting ``phase``, SPEC S3.5), in the seed's order;
+# ``turnout/phases.py`` says what each writes to the server-side ``.env``.
+PHASES = ("shadow", "dual", "cutover", "rollback")

@@ -35,7 +35,13 @@ from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import HostData
 
-from turnout.constants import CUTOVER_STEPS, DUMP_FORMATS, RESTORE_POLICIES, ROLLBACK_DB_MODES
+from turnout.constants import (
+    CUTOVER_STEPS,
+    DUMP_FORMATS,
+    PHASES,
+    RESTORE_POLICIES,
+    ROLLBACK_DB_MODES,
+)
 from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 from turnout.hostside.base import HostsideError
@@ -51,6 +57,7 @@ _DATA_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPOSE_PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PROGRAM_RE = re.compile(r"[A-Za-z0-9_./+@-]+")
 _COMPOSE_SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SQL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 _SHOWN_VALUE_MAX = 60
 # How alike an unknown key and a known one must be to suggest it (difflib ratio); the default 0.6
@@ -388,6 +395,30 @@ def _service(value: object) -> str:
     return value
 
 
+def _fraction(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= 1
+    ):
+        raise _Invalid("a fraction in (0, 1], like 0.05")
+    return float(value)
+
+
+def _phase(value: object) -> str:
+    if value not in PHASES:
+        raise _Invalid(" or ".join(PHASES))
+    return str(value)
+
+
+def _names(value: object) -> tuple[str, ...]:
+    items = _string_list(value)
+    if items is None or not all(_SQL_NAME_RE.fullmatch(item) for item in items):
+        raise _Invalid("a list of constraint or index names like uq_users_email,ix_meters_unit")
+    return items
+
+
 def _group_name(value: object) -> str:
     if not isinstance(value, str) or not _DATA_KEY_RE.fullmatch(value):
         raise _Invalid("an inventory group name like prod_app")
@@ -607,6 +638,8 @@ _RELEASE_SCHEMA = "schema release (S2.5-S2.7)"
 _RELEASE_CHECKS = "schema release checks (S2.4, S2.10)"
 _RELEASE = "release (S0.2)"
 _PENDING_REVISIONS = "pending revisions (S2.10)"
+_SQLITE_COPY = "SQLite to PostgreSQL copy and verification (S3.1-S3.4)"
+_PHASES = "SQLite to PostgreSQL phases, acceptance, rollback (S3.5-S3.7)"
 
 
 @dataclass(frozen=True)
@@ -1216,6 +1249,125 @@ class Settings:
         example="true",
         doc="Go on past a pending revision that is UNCHECKED (e.g. a data migration in Python).",
         section=_PENDING_REVISIONS,
+    )
+    pg_dsn_env: str = setting(
+        "PG_DATABASE_URL",
+        _env_name,
+        example="PG_DATABASE_URL",
+        doc="Variable (host env or server-side .env) with the DSN of the PostgreSQL to move to.",
+        section=_SQLITE_COPY,
+    )
+    batch_size: int = setting(
+        1000,
+        _positive_int,
+        example="1000",
+        doc="Rows per batch of the copy; each batch commits with its checkpoint row.",
+        section=_SQLITE_COPY,
+    )
+    checkpoint: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/app/data/db_migrate_checkpoint.json",
+        doc="Local JSON checkpoint (a cache of the target's); None: in the run's state directory.",
+        section=_SQLITE_COPY,
+    )
+    copy_tables: tuple[str, ...] | None = setting(
+        None,
+        _tables,
+        example="users,meters",
+        doc="Tables to copy; None: every table of the SQLite file except alembic_version.",
+        section=_SQLITE_COPY,
+    )
+    copy_jobs: int = setting(
+        2,
+        _positive_int,
+        example="2",
+        doc="Tables loaded at once, each on its own PostgreSQL connection.",
+        section=_SQLITE_COPY,
+    )
+    copy_set_aside: bool = setting(
+        True,
+        _bool,
+        example="false",
+        doc="Drop secondary indexes and foreign keys for the load, recreate them after.",
+        section=_SQLITE_COPY,
+    )
+    lossy: bool = setting(
+        False,
+        _bool,
+        example="true",
+        doc="Go on past values that cannot convert exactly; each one is counted in evidence.",
+        section=_SQLITE_COPY,
+    )
+    copy_restart: bool = setting(
+        False,
+        _bool,
+        example="true",
+        doc="Discard the checkpoint and empty the copied tables first (destructive).",
+        section=_SQLITE_COPY,
+    )
+    verify_sample: float | None = setting(
+        None,
+        _fraction,
+        example="0.05",
+        doc="Share of key ranges whose row hashes are compared; None: every row.",
+        section=_SQLITE_COPY,
+    )
+    verify_max_keys: int = setting(
+        20,
+        _positive_int,
+        example="20",
+        doc="At most this many differing keys named per table in the verification report.",
+        section=_SQLITE_COPY,
+    )
+    compare_log_table: str = setting(
+        "db_compare_log",
+        _text,
+        example="db_compare_log",
+        doc="The app's shadow-compare log table, counted by db_status when it exists.",
+        section=_SQLITE_COPY,
+    )
+    dual_write_failures_table: str = setting(
+        "dual_write_failures",
+        _text,
+        example="dual_write_failures",
+        doc="The app's dual-write failure table, counted by db_status when it exists.",
+        section=_SQLITE_COPY,
+    )
+    phase: str | None = setting(
+        None,
+        _phase,
+        example="shadow",
+        doc="Phase db_phase.py puts the app in: shadow, dual, cutover or rollback.",
+        section=_PHASES,
+    )
+    sqlite_url: str = setting(
+        "sqlite:////app/.data/app.sqlite3",
+        _single_line,
+        example="sqlite:////app/.data/app.sqlite3",
+        doc="The app's SQLite URL as its containers see it, written to .env by the phases.",
+        section=_PHASES,
+    )
+    phase_services: tuple[str, ...] = setting(
+        ("api", "worker"),
+        _services,
+        example="api,worker",
+        doc="Compose services restarted after a phase's .env change.",
+        section=_PHASES,
+    )
+    expected_unique: tuple[str, ...] = setting(
+        ("uq_users_email",),
+        _names,
+        example="uq_users_email,uq_run_executions_run_key",
+        doc="Unique constraints or unique indexes that must exist on the target at cutover.",
+        section=_PHASES,
+    )
+    rollback_budget_s: float = setting(
+        60.0,
+        _positive_number,
+        example="60",
+        doc="The rollback phase must reach a healthy app within this many seconds.",
+        section=_PHASES,
     )
     extra_data_keys: tuple[str, ...] = setting(
         (),

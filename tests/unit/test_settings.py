@@ -33,7 +33,7 @@ from turnout.settings import (
 REPO = Path(__file__).resolve().parents[2]
 GROUP_DATA = REPO / "group_data"
 CANARY = "Canary-Pw_9x!@:/%"
-REMOVED = ("batch_size", "sample_ratio")
+REMOVED = ("sample_ratio",)
 # Removed settings whose successors have a close name: the suggestion names the successor.
 RENAMED = {"operator": "operator_name", "app_python_cmd": "app_python"}
 

@@ -52,6 +52,10 @@ FACT_ACTIONS = {
     "http_health": ("web", "action_http_health"),
     "swap_plan": ("swap", "action_swap_plan"),
     "swap_back_plan": ("swap", "action_swap_back_plan"),
+    "sqlite_copy_plan": ("pgload", "action_sqlite_copy_plan"),
+    "copy_status": ("pgload", "action_copy_status"),
+    "sqlite_unique_conflicts": ("sqlite_unique", "action_sqlite_unique_conflicts"),
+    "env_phase_plan": ("envedit", "action_env_phase_plan"),
 }
 OPERATION_ACTIONS = {
     "pg_dump": ("dump", "action_pg_dump"),
@@ -66,6 +70,10 @@ OPERATION_ACTIONS = {
     "write_file": ("files", "action_write_file"),
     "swap_restore": ("swap", "action_swap_restore"),
     "swap_back": ("swap", "action_swap_back"),
+    "sqlite_copy": ("pgload", "action_sqlite_copy"),
+    "sqlite_copy_reset": ("pgload", "action_sqlite_copy_reset"),
+    "sqlite_verify": ("pgverify", "action_sqlite_verify"),
+    "env_rewrite": ("envedit", "action_env_rewrite"),
 }
 # Exit status of an action stopped by a signal or by its ssh channel closing (as a shell's 128+2).
 INTERRUPTED_EXIT = 130
