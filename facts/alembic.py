@@ -49,16 +49,20 @@ def app_argv(
     compose_file: str,
     project: str | None = None,
     docker_bin: str = "docker",
+    env_names: tuple[str, ...] = (),
 ) -> list[str]:
     """``argv`` inside the app's compose ``service``: ``exec -T`` while it runs, else a one-off
     ``run --rm --no-deps -T`` container of the same service (the writers are frozen during a
-    cutover, the database is not).
+    cutover, the database is not). ``env_names`` are passed as ``-e NAME``: compose takes their
+    values from its own environment.
 
     >>> app_argv("python", "-V", service="api", running=False, env_file="/a/.env",
     ...          compose_file="/a/c.yml")[-6:]
     ['--rm', '--no-deps', '-T', 'api', 'python', '-V']
     """
     how = ["exec", "-T"] if running else ["run", "--rm", "--no-deps", "-T"]
+    for name in env_names:
+        how += ["-e", name]
     where = [docker_bin, "compose", "--env-file", env_file, "-f", compose_file]
     if project:
         where += ["-p", project]

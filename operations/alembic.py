@@ -14,6 +14,7 @@ from turnout.database import Database
 from turnout.facts.alembic import AlembicDowngradePath, AlembicStatus, app_argv
 from turnout.facts.compose import ComposeServices, project_where
 from turnout.facts.evidence import FileDigest
+from turnout.facts.postgres import AlembicRevision
 from turnout.failures import require_fact, stop
 from turnout.memo import observe
 from turnout.operations.evidence import keep_text, plan_keep
@@ -54,12 +55,18 @@ def describe_pending(pending: list[dict]) -> str:
 
 
 def migration_command(
-    argv: list[str], lock: Database | None, log_path: str | None, hint: str | None = None
+    argv: list[str],
+    lock: Database | None,
+    log_path: str | None,
+    hint: str | None = None,
+    env_from: dict[str, str] | None = None,
 ):
     """The migration ``argv`` run by the host program (its failure one line naming ``hint``),
     holding turnout's advisory lock on the database ``lock`` when there is one
-    (``turnout/hostside/schema.py``)."""
+    (``turnout/hostside/schema.py``); ``env_from`` names host variables read there for it."""
     params = {**(lock.params() if lock else {}), "argv": argv, "log_path": log_path}
+    if env_from:
+        params["env_from"] = env_from
     return hostside_progress_command("locked_migration", {**params, "hint": hint})
 
 
@@ -145,6 +152,71 @@ def upgrade(
             **where,
         )
         yield migration_command(argv, lock, log_path, restore_hint)
+    except OperationError as error:
+        yield from stop(error)
+
+
+@operation()
+def create_schema(
+    database: Database,
+    env_file: str,
+    compose_file: str,
+    project: str | None = None,
+    docker_bin: str = "docker",
+    service: str = "api",
+    app_python: str = "uv run python",
+    url_variable: str = "DATABASE_URL",
+    log_path: str | None = None,
+):
+    """
+    Phase 0 of a move to a new database: the app's own Alembic builds the schema on
+    ``database`` (``alembic upgrade head`` inside the app's compose ``service``, with the
+    service's ``url_variable`` pointing at ``database`` for that one command: ``exec -e
+    DATABASE_URL``, its value read on the host from the variable ``database`` names, never in
+    argv). A database already at the app's Alembic head changes nothing. Holds turnout's
+    advisory lock on ``database`` while it runs.
+
+    + database: the new database (e.g. ``Database("PG_DATABASE_URL", "/srv/app/.env")``)
+    + env_file / compose_file / project / docker_bin / service / app_python: as ``upgrade``
+    + url_variable: the variable the app reads its database URL from
+    + log_path: log file of Alembic's output
+
+    .. code:: python
+
+        from turnout.database import Database
+        from turnout.operations import alembic
+        alembic.create_schema(
+            name="Schema on PostgreSQL (Alembic)",
+            database=Database("PG_DATABASE_URL", "/srv/app/.env"),
+            env_file="/srv/app/.env",
+            compose_file="/srv/app/docker-compose.yml",
+        )
+    """
+    try:
+        where = project_where(env_file, compose_file, project, docker_bin)
+        heads = alembic_status(where, service, app_python)["heads"]
+        found = require_fact(
+            observe(AlembicRevision, database=database), f"read the revision of {database}"
+        )
+        current = found["revisions"]
+        if sorted(current) == sorted(heads):
+            host.noop(f"{database} is at the app's Alembic head {', '.join(heads)}")
+            return
+        host.log(
+            f"Will build the schema on {database} with the app's Alembic (upgrade head in "
+            f"compose service {service}): from {', '.join(current) or 'an empty database'} "
+            f"to {', '.join(heads)}"
+        )
+        argv = app_argv(
+            *alembic_argv(app_python, "upgrade", "head"),
+            service=service,
+            running=service_running(where, service),
+            env_names=(url_variable,),
+            **where,
+        )
+        yield migration_command(
+            argv, database, log_path, env_from={url_variable: database.dsn_env}
+        )
     except OperationError as error:
         yield from stop(error)
 

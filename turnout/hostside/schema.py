@@ -6,6 +6,10 @@
   given (``docker compose … exec -T api <python> -m alembic upgrade head``); the lock goes with
   the session. Two hosts can therefore never migrate one database at once, whatever their host
   locks say: the second is refused at once, naming the session that holds the lock.
+  ``env_from`` ({"DATABASE_URL": "PG_DATABASE_URL"}) gives the command variables whose values
+  are read here from the host's environment or ``env_file`` (secrets never travel in params or
+  argv): the schema-first step of the SQLite → PostgreSQL move runs the app's Alembic with
+  ``exec -e DATABASE_URL`` against the new database that way.
 
     python -c 'from turnout.remote import hostside_command as c
     print(c("locked_migration", {"dsn_env": "DATABASE_URL", "env_file": "/srv/app/.env",
@@ -13,8 +17,9 @@
 """
 
 import hashlib
+import os
 
-from turnout.hostside.base import HostsideError, run_tool
+from turnout.hostside.base import HostsideError, read_env_file, remember_secret, run_tool
 from turnout.hostside.pg import pg_connect
 
 # One key for every turnout migration: a 64-bit number derived from a fixed name.
@@ -57,14 +62,38 @@ def migrated_revision(conn) -> str | None:  # noqa: ANN001
     return ", ".join(row[0] for row in rows) or None
 
 
+def child_env(env_from: dict[str, str] | None, env_file: str | None) -> dict[str, str] | None:
+    """The command's environment: this one plus each ``name`` set to the value of the variable
+    ``env_from[name]`` (this environment first, then ``env_file``, raw as the app reads it);
+    None when there is nothing to add.
+
+    >>> child_env(None, None) is None
+    True
+    """
+    if not env_from:
+        return None
+    added = {}
+    for name, source in env_from.items():
+        value = os.environ.get(source)
+        if not value and env_file:
+            value = read_env_file(env_file).get(source)
+        if not value:
+            where = f"the environment or {env_file}" if env_file else "the environment"
+            raise HostsideError(f"{source} is not set in {where}")
+        remember_secret(value)
+        added[name] = value
+    return {**os.environ, **added}
+
+
 def action_locked_migration(params: dict) -> dict:
     """Run ``argv`` while holding turnout's advisory lock on the database (see the module
     docstring); refused at once when another session holds it."""
     argv = params["argv"]
     timeout = float(params.get("timeout_s") or 3600)
+    env = child_env(params.get("env_from"), params.get("env_file"))
     if not params.get("dsn_env"):  # no PostgreSQL to lock (an app on SQLite): run it as it is
         try:
-            output = run_tool(argv, log_path=params.get("log_path"), timeout=timeout)
+            output = run_tool(argv, env=env, log_path=params.get("log_path"), timeout=timeout)
         except HostsideError as error:
             hint = f"; to go back to the backup: {params['hint']}" if params.get("hint") else ""
             raise HostsideError(f"the migration failed ({error}){hint}") from None
@@ -81,7 +110,7 @@ def action_locked_migration(params: dict) -> dict:
                 f"advisory lock {MIGRATION_LOCK_KEY}); wait for it to finish, then rerun"
             )
         try:
-            output = run_tool(argv, log_path=params.get("log_path"), timeout=timeout)
+            output = run_tool(argv, env=env, log_path=params.get("log_path"), timeout=timeout)
         except HostsideError as error:
             revision = migrated_revision(conn)
             hint = f"; to go back to the backup: {params['hint']}" if params.get("hint") else ""
