@@ -75,8 +75,8 @@ any other type              text as for ``text``, for PostgreSQL's      as for t
                             own input function (text COPY only)
 ==========================  ==========================================  ========================
 
-NUL bytes and invalid UTF-8 are checked in every text that reaches PostgreSQL (json, uuid and
-other types included), since PostgreSQL text cannot hold either.
+NUL bytes and invalid UTF-8 are checked in every text that reaches PostgreSQL (json
+and the other types included), since PostgreSQL text cannot hold either.
 """
 
 import datetime
@@ -638,7 +638,12 @@ def round_fraction(moment: datetime.datetime | datetime.time, digits: int | None
     if micro < 1_000_000:
         return moment.replace(microsecond=micro)
     if isinstance(moment, datetime.time):
-        return moment.replace(microsecond=0)  # 23:59:59.9999995 stays within the day
+        # PostgreSQL would write 24:00:00, which Python's time cannot hold: kept within the day
+        whole = datetime.datetime.combine(datetime.date(2000, 1, 1), moment.replace(microsecond=0))
+        later = whole + datetime.timedelta(seconds=1)
+        return (
+            later.time() if later.day == whole.day else moment.replace(microsecond=1_000_000 - step)
+        )
     return moment.replace(microsecond=0) + datetime.timedelta(seconds=1)
 
 
