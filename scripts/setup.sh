@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql-15 postgresql-contrib openssh-server openssh-client docker.io rsync sqlite3 util-linux strace redis-server)
+APT_PACKAGES=(postgresql-15 postgresql-contrib openssh-server openssh-client docker.io rsync sqlite3 util-linux strace redis-server pgloader)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
