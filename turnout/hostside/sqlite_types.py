@@ -812,6 +812,44 @@ def column_converter(column: TargetColumn, bad: Report) -> Callable[[object], ob
     return text_converter(pg_type, nullable, bad)
 
 
+# psycopg's names of the types whose converted values COPY can send in binary (``set_types``);
+# the round trip of each is tested on a real server (tests/integration/test_sqlite_types_pg.py).
+BINARY_COPY_TYPES = {
+    "smallint": "int2",
+    "integer": "int4",
+    "bigint": "int8",
+    "boolean": "bool",
+    "real": "float4",
+    "double precision": "float8",
+    "numeric": "numeric",
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
+    "date": "date",
+    "time without time zone": "time",
+    "text": "text",
+    "character varying": "varchar",
+    "character": "text",  # psycopg has no binary bpchar dumper; bpchar reads the same bytes
+    "bytea": "bytea",
+    # json's binary form is its text; jsonb's is a version byte and the text, which psycopg's
+    # jsonb dumper would make from json.dumps(str) (a JSON string): jsonb goes as text
+    "json": "text",
+}
+_TYPMOD = re.compile(r"\(\d+(?:,\d+)?\)")
+
+
+def copy_binary_type(pg_type: str) -> str | None:
+    """The type name for psycopg's ``copy.set_types`` to send a column's converted values with
+    binary COPY, or None when the column must go by text COPY (uuid, jsonb, every other type:
+    their converted values are text for PostgreSQL's input function).
+
+    >>> copy_binary_type("character varying(255)"), copy_binary_type("timestamp(3) with time zone")
+    ('varchar', 'timestamptz')
+    >>> copy_binary_type("jsonb"), copy_binary_type("uuid"), copy_binary_type("numeric(10,2)")
+    (None, None, 'numeric')
+    """
+    return BINARY_COPY_TYPES.get(_TYPMOD.sub("", pg_type))
+
+
 @dataclass
 class RowConverter:
     """Converts one SQLite row (values in ``columns`` order) to the target's Python values.
