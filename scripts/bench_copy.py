@@ -100,7 +100,6 @@ def load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
-os.environ["TURNOUT_STACK_DIR"] = str(STACK_DIR)  # read by the stack module on each call
 STACK = load_module("turnout_stack", REPO / "tests/stack/stack.py")
 WEBAPP = load_module("webapp_db", REPO / "tests/fixtures/webapp_db.py")
 
@@ -196,6 +195,7 @@ class Context:
     samples: list[Sample] = field(default_factory=list)
     sources: dict[int, Source] = field(default_factory=dict)
     verify_loaded_by: dict[int, str] = field(default_factory=dict)
+    code: list[str] = field(default_factory=list)  # what was measured (code_lines at start)
     expected_catalog: list[tuple] | None = None  # the fresh schema's constraints and indexes
     reference_digest: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
@@ -332,7 +332,13 @@ def run_parallel(groups: list[list[str]], env: dict[str, str], timeout: int, log
         )
     errors = []
     for process in processes:
-        _, stderr = process.communicate(timeout=timeout)
+        try:
+            _, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                other.kill()
+            _, stderr = process.communicate()
+            errors.append(f"timed out after {timeout} s")
         with open(log, "a") as handle:
             handle.write(stderr)
         if process.returncode != 0:
@@ -576,7 +582,7 @@ def turnout_copy(batch_size: int) -> Callable[[Context, Source, Path], Sample]:
         finished = run_measured(argv, env, ctx.options.timeout, work / "run.log")
         sample = sample_from(ctx, source, name, finished)
         answer = hostside_answer(finished.stdout)
-        sample.inner = {k: v for k, v in answer.items() if k.endswith("_seconds")}
+        sample.inner = {k: v for k, v in answer.items() if k == "seconds" or k.endswith("_seconds")}
         if sample.ok and answer.get("ok") is False:
             sample.ok, sample.note = False, redact(ctx, str(answer.get("error", "failed")))[:400]
         return sample
@@ -763,11 +769,11 @@ def verify_turnout(ctx: Context, source: Source, work: Path) -> Sample:
     )
     sample = sample_from(ctx, source, name, finished, "verify")
     answer = hostside_answer(finished.stdout)
-    sample.inner = {k: v for k, v in answer.items() if k.endswith("_seconds")}
+    sample.inner = {k: v for k, v in answer.items() if k == "seconds" or k.endswith("_seconds")}
     if sample.ok and answer.get("ok") is False:
         sample.ok, sample.note = False, redact(ctx, str(answer.get("error", "failed")))[:400]
-    elif sample.ok and answer.get("mismatches"):
-        sample.note = "verification reported mismatches"
+    elif sample.ok and answer.get("matched") is not True:
+        sample.ok, sample.note = False, "the verification did not match"
     return sample
 
 
@@ -792,6 +798,7 @@ def load_for_verify(ctx: Context, source: Source) -> None:
             )
         )
         conn.execute("CHECKPOINT")
+    remove_large_files(work)
     ctx.verify_loaded_by[source.rows] = loaded_by if sample.ok else "failed: " + sample.note
 
 
@@ -822,6 +829,13 @@ def round_order(items: list, round_no: int) -> list:
     return list(items) if round_no % 2 == 1 else list(reversed(items))
 
 
+def remove_large_files(work: Path) -> None:
+    """Drop a sample's copies of the SQLite file (turnout's snapshot): 165 MiB each at 1M rows."""
+    for path in work.rglob("*"):
+        if path.is_file() and path.stat().st_size >= 2**20:
+            path.unlink()
+
+
 def run_copy_sample(ctx: Context, source: Source, contender: Contender, round_no: int) -> Sample:
     key = contender.name.replace(" ", "_").replace("\\", "").replace("=", "")
     work = RUNS / f"{source.rows}-r{round_no}-{key}"
@@ -837,6 +851,7 @@ def run_copy_sample(ctx: Context, source: Source, contender: Contender, round_no
             sample.ok, sample.note = False, problem
         elif contender.schema:
             sample.note = compare_content(ctx, source, contender.name)
+    remove_large_files(work)
     shown = f"{sample.seconds:.2f} s" if sample.ok else f"FAILED {sample.note[:200]}"
     say(f"{source.rows:,} r{round_no} copy {contender.name}: {shown}")
     return sample
@@ -850,6 +865,7 @@ def run_verify_sample(ctx: Context, source: Source, name: str, round_no: int) ->
     run = verify_turnout if name == "turnout" else verify_md5
     sample = run(ctx, source, work)
     sample.round, sample.load = round_no, round(load, 2)
+    remove_large_files(work)
     shown = f"{sample.seconds:.2f} s" if sample.ok else f"FAILED {sample.note[:200]}"
     say(f"{source.rows:,} r{round_no} verify {sample.contender}: {shown}")
     return sample
@@ -865,12 +881,12 @@ def bench_size(ctx: Context, rows: int) -> None:
     for round_no in range(1, ctx.options.rounds + 1):
         for contender in round_order(chosen, round_no):
             ctx.samples.append(run_copy_sample(ctx, source, contender, round_no))
-    if not ctx.options.verify:
-        return
-    load_for_verify(ctx, source)
-    for round_no in range(1, ctx.options.rounds + 1):
-        for name in round_order(["turnout", "md5"], round_no):
-            ctx.samples.append(run_verify_sample(ctx, source, name, round_no))
+    if ctx.options.verify:
+        load_for_verify(ctx, source)
+        for round_no in range(1, ctx.options.rounds + 1):
+            for name in round_order(["turnout", "md5"], round_no):
+                ctx.samples.append(run_verify_sample(ctx, source, name, round_no))
+    shutil.rmtree(source.csv_dir, ignore_errors=True)  # exported again by every run
 
 
 # Report -------------------------------------------------------------------------------------------
@@ -931,14 +947,9 @@ def peak_rss(ctx: Context, rows: int, contender: str) -> dict | None:
 
 
 def copy_rows(ctx: Context) -> list[dict]:
-    names = sorted(
-        {s.contender for s in ctx.samples if s.measurement == "copy"},
-        key=lambda n: (
-            [c.name for c in contenders(ctx.options)].index(n)
-            if n in [c.name for c in contenders(ctx.options)]
-            else 99
-        ),
-    )
+    """Per size and contender (in the contenders' order): seconds, rows/s, peak RSS."""
+    measured = {s.contender for s in ctx.samples if s.measurement == "copy"}
+    names = [c.name for c in contenders(ctx.options) if c.name in measured]
     result = []
     for rows in ctx.sources:
         for name in names:
@@ -1113,6 +1124,7 @@ def report_text(ctx: Context, wall: float) -> str:
         parts += ["", verify]
     parts += [
         "",
+        *ctx.code,
         *source_lines(ctx),
         f"pgloader existing schema: WITH {PGLOADER_WITH}; "
         "SET timezone = 'UTC'; pgloader own schema: no WITH (defaults), same SET",
@@ -1134,6 +1146,31 @@ def source_lines(ctx: Context) -> list[str]:
         + f"); CSV export (not in the copy times) {s.export_seconds:.1f} s"
         for s in ctx.sources.values()
     ]
+
+
+MEASURED_CODE = ("turnout/hostside/pgload.py", "turnout/hostside/pgverify.py")
+
+
+def code_lines() -> list[str]:
+    """Which turnout was measured: HEAD, and each measured action's file as it was on disk."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603 - argv lists only
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    lines = [f"turnout at {git('rev-parse', '--short', 'HEAD')}"]
+    for name in MEASURED_CODE:
+        path = REPO / name
+        if not path.exists():
+            lines.append(f"{name}: missing")
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        flag = git("status", "--short", "--", name)[:2].strip()
+        state = {"": "committed", "??": "untracked"}.get(flag, "modified")
+        lines.append(f"{name}: sha256 {digest} ({state})")
+    return ["; ".join(lines)]
 
 
 def load_line(ctx: Context) -> str:
@@ -1162,6 +1199,7 @@ def write_results(ctx: Context, text: str, wall: float) -> None:
             for rows, s in ctx.sources.items()
         },
         "pgloader_with": PGLOADER_WITH,
+        "code": ctx.code,
         "copy": table,
         "ratios": ratio_rows(ctx, table),
         "verify": verify_rows(ctx),
@@ -1190,6 +1228,10 @@ def bench_lock() -> Iterator[None]:
 
 
 def availability(ctx: Context) -> None:
+    """Whether turnout's actions exist; the host-side program is built now (once per process),
+    so every sample measures the code on disk at this moment, which ``ctx.code`` records."""
+    ctx.code = code_lines()
+    hostside_argv("sqlite_copy", {})
     ctx.copy_available = action_missing("pgload", "action_sqlite_copy")
     ctx.verify_available = action_missing("pgverify", "action_sqlite_verify")
     for what, why in (("copy", ctx.copy_available), ("verification", ctx.verify_available)):
