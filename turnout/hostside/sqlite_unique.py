@@ -32,6 +32,7 @@ from turnout.hostside.sqlite_types import (
     RowConverter,
     TablePair,
     TargetColumn,
+    copy_binary_type,
     open_source,
     table_pairs,
 )
@@ -40,6 +41,7 @@ DEFAULT_LIMIT = 20
 DEFAULT_TIMEOUT_MS = 600_000
 ROWS_PER_GROUP = 10
 FETCH_ROWS = 10_000
+WORK_MEM = "64MB"
 
 
 # The target's unique indexes ---------------------------------------------------------------------
@@ -196,13 +198,19 @@ def load_converted(
     names = [column.name for column in columns]
     key_at = names.index(pair.key) if pair.key in names else None
     select = f"SELECT {', '.join(quote_ident(n) for n in names)} FROM {quote_ident(pair.name)}"
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    binary_types = [copy_binary_type(column.pg_type) for column in columns]
+    binary = all(binary_types)
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        sql.SQL(" (FORMAT BINARY)" if binary else ""),
     )
     bad: list[dict] = []
     count = bad_count = 0
     cursor = sqlite_conn.execute(select)
     with pg_conn.cursor() as pg_cursor, pg_cursor.copy(copy_sql) as copy:
+        if binary:
+            copy.set_types(binary_types)
         while rows := cursor.fetchmany(FETCH_ROWS):
             for row in rows:
                 try:
@@ -298,6 +306,8 @@ def table_conflicts(
     columns = [by_name[column["name"]] for column in needed]
     table = "turnout_unique_check"
     with pg_conn.transaction(force_rollback=True):
+        # room for the GROUP BYs to hash in memory (this transaction only)
+        pg_conn.execute("SELECT set_config('work_mem', %s, true)", (WORK_MEM,))
         create_temp_table(pg_conn, table, needed)
         loaded = load_converted(sqlite_conn, pg_conn, pair, table, columns, lossy, limit)
         answer.update({key: loaded[key] for key in ("bad_values", "bad_value_count")})
