@@ -50,6 +50,7 @@ CREATE TABLE meters (
 CREATE INDEX ix_meters_user_id ON meters (user_id);
 CREATE TABLE tags (name varchar(64) NOT NULL, weight integer,
     CONSTRAINT pk_tags PRIMARY KEY (name));
+CREATE UNIQUE INDEX uq_tags_weight ON tags (weight);
 CREATE TABLE empty_things (id serial NOT NULL, label text,
     CONSTRAINT pk_empty_things PRIMARY KEY (id));
 CREATE TABLE "PlayCount" (id serial NOT NULL, plays integer NOT NULL,
@@ -90,6 +91,7 @@ SET_ASIDE = {
     "ix_meters_user_id",
     "fk_meters_user_id_users",
     "uq_PlayCount_plays_id",
+    "uq_tags_weight",
 }
 
 
@@ -400,6 +402,26 @@ def test_target_rows_without_checkpoint_refused(copyt: dict) -> None:
         assert conn.execute("SELECT to_regnamespace('turnout_copy')").fetchone()[0] is None
         assert conn.execute("SELECT name FROM tags").fetchall() == [("planted",)]
     assert SET_ASIDE <= constraint_names(copyt)  # nothing set aside either
+
+
+def test_unique_conflict_stops_before_any_row(copyt: dict) -> None:
+    reset(copyt)
+    live = sqlite3.connect(copyt["live"])
+    with live:
+        live.execute("UPDATE tags SET weight = 1 WHERE name = 'tag-002'")
+    try:
+        code, answer, _ = run_action(copyt, "sqlite_copy")
+        assert code == 1 and "unique constraint uq_tags_weight" in answer["error"]
+        assert target_is_empty(copyt)
+        assert SET_ASIDE <= constraint_names(copyt)
+        report = json.loads(Path(copyt["params"]["report_path"]).read_text())
+        assert report["ok"] is False
+        assert [c["name"] for c in report["conflicts"]] == ["uq_tags_weight"]
+        assert report["conflicts"][0]["groups"][0]["count"] == 2
+    finally:
+        with live:
+            live.execute("UPDATE tags SET weight = 2 WHERE name = 'tag-002'")
+        live.close()
 
 
 def test_bad_value_fails_naming_key_then_lossy_counts(copyt: dict) -> None:
