@@ -43,7 +43,8 @@ json / jsonb   ``c::jsonb::text`` (jsonb's key order and  parsed, rendered as js
                number forms; whitespace gone)             byte length then bytes, ``, `` and
                                                           ``: ``, numbers as numeric prints them
 bytea          ``encode(c, 'hex')``                       ``v.hex()``
-other          ``length(c::text) || ':' || c::text``      ``str(v)``, length-prefixed: best effort
+other          the output function's text (``concat(c)``)  ``str(v)``, length-prefixed: best effort
+               length-prefixed                            (the text the input function was given)
 =============  =========================================  =========================================
 
 The report names keys only, never values (they may be personal data).
@@ -377,7 +378,9 @@ def bytea_text(value: bytes) -> str:
 
 
 def other_text(value: object) -> str:
-    """Best effort for types without a pair: ``str()``, length-prefixed (PostgreSQL: ``::text``).
+    """Best effort for types without a pair: ``str()``, length-prefixed (PostgreSQL: the type's
+    output function, which gives back the text the copy gave its input function when that text
+    was already in the output's form).
 
     >>> other_text(7)
     '1:7'
@@ -405,7 +408,7 @@ CANONICAL_SQL = {
     "json": "{c}::jsonb::text",
     "jsonb": "{c}::text",
     "bytea": "encode({c}, 'hex')",
-    "other": "length({c}::text)::text || ':' || {c}::text",
+    "other": "CASE WHEN {c} IS NOT NULL THEN length(concat({c}))::text || ':' || concat({c}) END",
 }
 CANONICAL_KINDS = tuple(CANONICAL_SQL)
 
@@ -1075,7 +1078,8 @@ def verify_settings(params: dict) -> dict:
         if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0 < sample <= 1:
             raise HostsideError(f"sample {sample!r} must be a share of chunks in (0, 1], or null")
         sample = None if sample == 1 else float(sample)
-    chunk_rows = params.get("chunk_rows") or DEFAULT_CHUNK_ROWS
+    chunk_rows = params.get("chunk_rows")
+    chunk_rows = DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows
     max_keys = params.get("max_keys")
     max_keys = DEFAULT_MAX_KEYS if max_keys is None else max_keys
     for name, value in (("chunk_rows", chunk_rows), ("max_keys", max_keys)):
