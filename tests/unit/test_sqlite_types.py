@@ -357,6 +357,25 @@ def test_nulls() -> None:
         lossy("text", None, nullable=False)
 
 
+def test_huge_and_deep_values_are_reported_not_crashing() -> None:
+    bad("bigint", "9" * 5000, "not an integer")
+    bad("bigint", "1e999999999", "not an integer")
+    bad("numeric(10,2)", "1e999999999", "too many digits")
+    bad("numeric", "1e999999999", "out of range for numeric")
+    bad("double precision", "1e999", "out of range")
+    bad("timestamp with time zone", 10**30, "not a timestamp")
+    bad("timestamp with time zone", -(10**10), "not a timestamp")  # before year 1
+    bad("jsonb", "[" * 100_000 + "]" * 100_000, "JSON nested too deeply")
+
+
+def test_the_module_examples_run() -> None:
+    import doctest
+
+    from turnout.hostside import sqlite_types
+
+    assert doctest.testmod(sqlite_types).failed == 0
+
+
 def test_bad_value_is_one_short_line() -> None:
     error = bad("integer", "x" * 500 + "\nsecond line", "not an integer")
     assert "\n" not in str(error)
