@@ -364,7 +364,7 @@ def test_huge_and_deep_values_are_reported_not_crashing() -> None:
     bad("numeric", "1e999999999", "out of range for numeric")
     bad("double precision", "1e999", "out of range")
     bad("timestamp with time zone", 10**30, "not a timestamp")
-    bad("timestamp with time zone", -(10**10), "not a timestamp")  # before year 1
+    bad("timestamp with time zone", -9 * 10**10, "not a timestamp")  # before year 1
     bad("jsonb", "[" * 100_000 + "]" * 100_000, "JSON nested too deeply")
 
 
