@@ -371,9 +371,10 @@ def test_huge_and_deep_values_are_reported_not_crashing() -> None:
 def test_the_module_examples_run() -> None:
     import doctest
 
-    from turnout.hostside import sqlite_types
+    from turnout.hostside import sqlite_types, sqlite_unique
 
     assert doctest.testmod(sqlite_types).failed == 0
+    assert doctest.testmod(sqlite_unique).failed == 0
 
 
 def test_bad_value_is_one_short_line() -> None:

@@ -48,7 +48,10 @@ WORK_MEM = "64MB"
 
 
 def pg_table_oid(pg_conn, pair: TablePair) -> int:  # noqa: ANN001
-    """The target table's oid."""
+    """The target table's oid.
+
+    pg_table_oid(pg_conn, TablePair("users", "public", "id", columns))   # 16390
+    """
     row = pg_conn.execute(
         "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s",
@@ -60,7 +63,11 @@ def pg_table_oid(pg_conn, pair: TablePair) -> int:  # noqa: ANN001
 
 
 def pg_column_catalog(pg_conn, oid: int) -> dict[int, dict]:  # noqa: ANN001
-    """attnum → the column's name, type (``format_type``) and collation ``(schema, name)``."""
+    """attnum → the column's name, type (``format_type``) and collation ``(schema, name)``.
+
+    pg_column_catalog(pg_conn, 16390)[2]
+    # {'name': 'email', 'type': 'character varying(255)', 'collation': ('pg_catalog', 'default')}
+    """
     rows = pg_conn.execute(
         "SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), cn.nspname, "
         "co.collname FROM pg_attribute a "
@@ -120,7 +127,10 @@ def unique_checks(pg_conn, pair: TablePair) -> list[dict]:  # noqa: ANN001
 
 def index_keys(pg_conn, index_oid: int) -> list[tuple[str, tuple[str, str] | None]]:  # noqa: ANN001
     """The index's key expressions (``INCLUDE`` columns left out) as PostgreSQL prints them, each
-    with the index's collation for it (None when the key is not collatable)."""
+    with the index's collation for it (None when the key is not collatable).
+
+        index_keys(pg_conn, 16401)   # [('lower(email::text)', ('pg_catalog', 'default'))]
+    """
     rows = pg_conn.execute(
         "SELECT pg_get_indexdef(i.indexrelid, k.n, true), cn.nspname, co.collname "
         "FROM pg_index i CROSS JOIN LATERAL generate_series(1, i.indnkeyatts) AS k(n) "
@@ -140,7 +150,15 @@ def needed_columns(
 ) -> tuple[list[dict], list[dict]]:
     """The checks the SQLite data can answer and the columns they need (with the integer key to
     name rows); a check using a column the SQLite table lacks gets ``skipped`` (the copy leaves
-    that column to its default)."""
+    that column to its default).
+
+    >>> pair = TablePair("t", "public", "id", (TargetColumn("id", "integer", False),
+    ...     TargetColumn("a", "text")))
+    >>> catalog = {1: {"name": "id"}, 2: {"name": "a"}, 3: {"name": "b"}}
+    >>> runnable, columns = needed_columns(pair, [{"attnums": [2]}, {"attnums": [3]}], catalog)
+    >>> runnable, columns
+    ([{'attnums': [2]}], [{'name': 'id'}, {'name': 'a'}])
+    """
     present = {column.name for column in pair.columns}
     wanted: set[int] = set()
     runnable = []
@@ -165,7 +183,11 @@ def needed_columns(
 
 def create_temp_table(pg_conn, table: str, columns: list[dict]) -> None:  # noqa: ANN001
     """A TEMP table of ``columns`` with the target's names, types and collations (types and
-    collation names from the catalog, composed with ``sql.SQL``/``sql.Identifier``)."""
+    collation names from the catalog, composed with ``sql.SQL``/``sql.Identifier``).
+
+        create_temp_table(pg_conn, "turnout_unique_check",
+            [{"name": "email", "type": "text", "collation": ("pg_catalog", "default")}])
+    """
     from psycopg import sql
 
     parts = []
@@ -191,7 +213,11 @@ def load_converted(
     limit: int,
 ) -> dict:
     """The SQLite rows' ``columns``, converted as the copy converts them, COPYed into the TEMP
-    ``table``; the rows that cannot convert are left out and reported (table, key, column)."""
+    ``table``; the rows that cannot convert are left out and reported (table, key, column).
+
+        load_converted(source, pg_conn, pair, "turnout_unique_check", pair.columns, False, 20)
+        # {'rows': 1000, 'bad_values': [], 'bad_value_count': 0, 'lossy_counts': {}}
+    """
     from psycopg import sql
 
     convert = RowConverter(columns, lossy=lossy)
@@ -243,7 +269,12 @@ def load_converted(
 def conflict_query(check: dict, table: str, key: str | None, limit: int):  # noqa: ANN201
     """The duplicate groups of one unique index over the TEMP ``table``. The key expressions,
     collations and predicate are the catalog's text (``pg_get_indexdef``, ``pg_get_expr``),
-    composed with ``sql.SQL`` — never user input."""
+    composed with ``sql.SQL`` — never user input.
+
+    >>> check = {"keys": [("lower(email)", None)], "predicate": None, "nulls_not_distinct": False}
+    >>> "GROUP BY \\"turnout_k0\\"" in conflict_query(check, "tmp", "id", 5).as_string(None)
+    True
+    """
     from psycopg import sql
 
     keys, outputs, not_null = [], [], []
@@ -287,7 +318,10 @@ def table_conflicts(
     lossy: bool,
 ) -> dict:
     """One table's unique checks against its converted SQLite rows, in a transaction rolled
-    back: ``checked``, ``conflicts``, and the rows that could not convert."""
+    back: ``checked``, ``conflicts``, and the rows that could not convert.
+
+        table_conflicts(source, pg_conn, pairs[0], 20, False)["conflicts"]   # []
+    """
     from psycopg import sql
 
     catalog = pg_column_catalog(pg_conn, pg_table_oid(pg_conn, pair))
@@ -323,7 +357,12 @@ def table_conflicts(
 def conflict_report(check: dict, rows: list[tuple], key: str | None) -> dict:
     """One index's conflict: its name, table, definition, groups (up to the limit) and their
     number; each group's key values (PostgreSQL's text of the key expressions), row count and
-    the first rows' keys."""
+    the first rows' keys.
+
+    >>> check = {"name": "uq", "table": "public.t", "definition": "UNIQUE (a)"}
+    >>> conflict_report(check, [(["x"], 2, 1, [1, 2])], "id")["groups"]
+    [{'key': ['x'], 'count': 2, 'rows': {'id': [1, 2]}}]
+    """
     groups = []
     for values, count, _total, row_keys in rows:
         group = {"key": values, "count": count}
@@ -400,6 +439,11 @@ def find_conflicts(
 
 
 def positive_int(params: dict, name: str, default: int) -> int:
+    """``params[name]`` (else ``default``), refused unless a positive integer.
+
+    >>> positive_int({"limit": 5}, "limit", 20), positive_int({}, "limit", 20)
+    (5, 20)
+    """
     value = params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise HostsideError(f"{name} must be a positive integer, not {value!r}")
