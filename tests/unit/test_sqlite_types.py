@@ -55,6 +55,7 @@ def dirty_file(tmp_path: Path) -> Path:
             INSERT INTO t VALUES (3, ' 7 ', 'ok', X'6869', 'not json', 7.0);
             CREATE TABLE alembic_version (version_num TEXT);
             CREATE TABLE "Mixed Case" (id INTEGER PRIMARY KEY AUTOINCREMENT, "Odd Col" TEXT);
+            CREATE VIRTUAL TABLE notes USING fts5(body);
             """
         )
     return path
@@ -71,7 +72,7 @@ def test_open_source_is_read_only_and_keeps_invalid_utf8(dirty_file: Path) -> No
     assert rows[2][1] == 7  # SQLite's INTEGER affinity converted ' 7 ' itself
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("INSERT INTO t (n) VALUES (1)")
-    assert sqlite_tables(conn) == ["Mixed Case", "t"]
+    assert sqlite_tables(conn) == ["Mixed Case", "t"]  # no sqlite_sequence, FTS, alembic_version
     assert sqlite_columns(conn, "Mixed Case") == ["id", "Odd Col"]
     immutable = open_source(str(dirty_file), immutable=True)
     assert immutable.execute("SELECT count(*) FROM t").fetchone() == (3,)

@@ -198,18 +198,28 @@ class TablePair:
 
 
 def sqlite_tables(sqlite_conn: sqlite3.Connection) -> list[str]:
-    """The SQLite file's tables but ``alembic_version`` and SQLite's own ``sqlite_*``.
+    """The SQLite file's tables but ``alembic_version``, SQLite's own ``sqlite_*``, and virtual
+    tables (FTS and the like) with their shadow tables: derived indexes, not the app's data, and
+    PostgreSQL has no such tables (SQLite before 3.37 cannot tell shadow tables apart: they are
+    listed there, and refused by ``table_pairs`` when the target lacks them).
 
     >>> conn = sqlite3.connect(":memory:")
     >>> _ = conn.executescript("CREATE TABLE b (x); CREATE TABLE alembic_version (v);"
-    ...     "CREATE TABLE a (y)")
+    ...     "CREATE TABLE a (y); CREATE VIRTUAL TABLE docs USING fts5(body)")
     >>> sqlite_tables(conn)
     ['a', 'b']
     """
-    rows = sqlite_conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
-        "ESCAPE '\\' ORDER BY name"
-    ).fetchall()
+    try:
+        rows = sqlite_conn.execute(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        ).fetchall()
+    except sqlite3.OperationalError:  # SQLite before 3.37: no table_list
+        rows = sqlite_conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+            "AND upper(sql) NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name"
+        ).fetchall()
     return [name for (name,) in rows if name not in SKIPPED_TABLES]
 
 
