@@ -38,7 +38,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -165,6 +165,10 @@ class CopySettings:
             log_path=params.get("log_path") or None,
         )
 
+    def hashers(self) -> int:
+        """Processes fingerprinting tables at once: ``jobs`` with process workers, else one."""
+        return self.jobs if self.workers == "process" else 1
+
     def pg_params(self) -> dict:
         """What ``pg_connect`` needs (names only: the DSN is read on this host)."""
         return {"dsn_env": self.dsn_env, "env_file": self.env_file}
@@ -260,14 +264,51 @@ def table_fingerprint(conn: sqlite3.Connection, pair: TablePair) -> dict:
     return {"rows": rows, "max_key": max_key, "digest": digest.hexdigest()}
 
 
-def source_fingerprint(conn: sqlite3.Connection, path: str, pairs: Sequence[TablePair]) -> dict:
+def source_fingerprint(
+    conn: sqlite3.Connection, path: str, pairs: Sequence[TablePair], workers: int = 1
+) -> dict:
     """The fingerprint stored with the checkpoint: the file's identity (informative), its
-    schema's digest and each copied table's count, max key and content digest."""
+    schema's digest and each copied table's count, max key and content digest, ``workers``
+    tables at once (forked processes, each on its own connection). Text is hashed as stored
+    (bytes: twice as fast as decoding it, and invalid UTF-8 counts as it is).
+
+    >>> source_fingerprint(open_source("/srv/app/data/app.db"), "/srv/app/data/app.db",
+    ...     pairs)["tables"]["users"]["rows"]  # doctest: +SKIP
+    1000
+    """
+    factory, conn.text_factory = conn.text_factory, bytes
+    try:
+        schema = schema_digest(conn)
+        if workers > 1 and len(pairs) > 1:
+            what = [f"fingerprinting {pair.name}" for pair in pairs]
+            items = [(conn_path(conn), pair) for pair in pairs]
+            found = run_forked(forked_fingerprint, items, workers, what)
+        else:
+            found = [table_fingerprint(conn, pair) for pair in pairs]
+    finally:
+        conn.text_factory = factory
     return {
         "file": file_identity(path),
-        "schema": schema_digest(conn),
-        "tables": {pair.name: table_fingerprint(conn, pair) for pair in pairs},
+        "schema": schema,
+        "tables": {pair.name: entry for pair, entry in zip(pairs, found, strict=True)},
     }
+
+
+def conn_path(conn: sqlite3.Connection) -> str:
+    """The file a SQLite connection reads (its main database)."""
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    return os.fsdecode(path)  # bytes under the fingerprint's text_factory
+
+
+def forked_fingerprint(item: tuple[str, TablePair]) -> dict:
+    """One table's fingerprint in a worker process, on its own read-only connection."""
+    path, pair = item
+    conn = open_source(path)
+    conn.text_factory = bytes
+    try:
+        return table_fingerprint(conn, pair)
+    finally:
+        conn.close()
 
 
 def fingerprint_changes(stored: dict, current: dict) -> list[str]:
@@ -860,10 +901,10 @@ def load_table(job: LoadJob) -> dict:
         conn.close()
 
 
-def forked_load(job: LoadJob, sender) -> None:  # noqa: ANN001
-    """A forked worker: load the table, send the answer row (or the error line) and exit."""
+def forked_call(task: Callable[[object], dict], item: object, sender) -> None:  # noqa: ANN001
+    """A forked worker: run ``task(item)``, send its answer (or the error line) and exit."""
     try:
-        sender.send({"ok": True, "row": load_table(job)})
+        sender.send({"ok": True, "answer": task(item)})
     except HostsideError as error:
         sender.send({"ok": False, "error": str(error)})
     except Exception as error:  # noqa: BLE001 - the parent reports it as one line
@@ -872,38 +913,43 @@ def forked_load(job: LoadJob, sender) -> None:  # noqa: ANN001
         sender.close()
 
 
-def run_processes(jobs: list[LoadJob], width: int) -> list[dict]:
-    """Each job in its own forked process, ``width`` at a time (conversion is Python: processes
-    use both cores where threads share one GIL); the answer rows in job order."""
+def run_forked(
+    task: Callable[[object], dict], items: Sequence[object], width: int, what: Sequence[str]
+) -> list[dict]:
+    """``task(item)`` for each item in its own forked process, ``width`` at a time (conversion
+    and hashing are Python: processes use both cores where threads share one GIL); the answers
+    in item order. ``what[i]`` names item i in the line of a worker that died. The first error
+    stops the others (killed: a batch being sent is rolled back by the server).
+
+    >>> run_forked(len, ["ab", "c"], 2, ["first", "second"])  # doctest: +SKIP
+    [2, 1]
+    """
     from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("fork")
-    pending, running, results, errors = list(jobs), {}, {}, []
+    pending, running, results, errors = list(range(len(items))), {}, {}, []
     try:
         while pending or running:
             while pending and len(running) < width and not errors:
-                job = pending.pop(0)
+                index = pending.pop(0)
                 receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=forked_load, args=(job, sender), daemon=True)
+                process = context.Process(
+                    target=forked_call, args=(task, items[index], sender), daemon=True
+                )
                 process.start()
                 sender.close()
-                running[receiver] = (job, process)
+                running[receiver] = (index, process)
             if not running:
                 break
             for receiver in wait(list(running)):
-                job, process = running.pop(receiver)
+                index, process = running.pop(receiver)
                 try:
                     answer = receiver.recv()
                 except EOFError:
-                    process.join()
-                    answer = {
-                        "ok": False,
-                        "error": f"the worker copying {job.pair.name} died "
-                        f"(exit {process.exitcode}); rerun to resume",
-                    }
+                    answer = {"ok": False, "error": f"the worker {what[index]} died"}
                 process.join()
                 if answer["ok"]:
-                    results[job.pair.name] = answer["row"]
+                    results[index] = answer["answer"]
                 else:
                     errors.append(answer["error"])
     finally:
@@ -912,7 +958,14 @@ def run_processes(jobs: list[LoadJob], width: int) -> list[dict]:
             process.join()
     if errors:
         raise HostsideError(errors[0])
-    return [results[job.pair.name] for job in jobs]
+    return [results[index] for index in range(len(items))]
+
+
+def run_processes(jobs: list[LoadJob], width: int) -> list[dict]:
+    """Each table loaded in its own forked process, ``width`` at a time; the answer rows in job
+    order."""
+    what = [f"copying {job.pair.name} (rerun to resume)" for job in jobs]
+    return run_forked(load_table, jobs, width, what)
 
 
 def run_threads(jobs: list[LoadJob], width: int) -> list[dict]:
@@ -1202,7 +1255,7 @@ def rerun_of_complete(settings: CopySettings, pg_conn, state: dict, local: str) 
     live = open_source(settings.sqlite_path)
     try:
         pairs = table_pairs(live, pg_conn, state["tables"])
-        current = source_fingerprint(live, settings.sqlite_path, pairs)
+        current = source_fingerprint(live, settings.sqlite_path, pairs, settings.hashers())
     finally:
         live.close()
     changed = fingerprint_changes(state["fingerprint"], current)
@@ -1229,7 +1282,7 @@ def prepare_copy(
     try:
         pairs = table_pairs(source, pg_conn, state["tables"] if state else settings.tables)
         with timed(phases, "fingerprint"):
-            fingerprint = source_fingerprint(source, snapshot, pairs)
+            fingerprint = source_fingerprint(source, snapshot, pairs, settings.hashers())
         fingerprint["file"] = file_identity(settings.sqlite_path)
         if state:
             changed = fingerprint_changes(state["fingerprint"], fingerprint)
@@ -1309,6 +1362,9 @@ def action_sqlite_copy(params: dict) -> dict:
         with timed(phases, "load"), ProgressWatch(settings, totals_of(fingerprint), state):
             # Foreign keys kept in place: one table at a time, parents first.
             width = min(settings.jobs if settings.set_aside else 1, max(1, len(jobs)))
+            if width > 1:  # the largest tables first: no worker is left with one at the end
+                left = totals_of(fingerprint)
+                jobs.sort(key=lambda job: job.rows - left.get(job.pair.name, 0))
             if settings.workers == "thread" or width == 1:
                 loaded = run_threads(jobs, width)
             else:
@@ -1378,7 +1434,7 @@ def action_sqlite_copy_plan(params: dict) -> dict:
         with pg_connect(settings.pg_params()) as pg_conn:
             state = read_state(pg_conn)
             pairs = table_pairs(live, pg_conn, state["tables"] if state else settings.tables)
-            fingerprint = source_fingerprint(live, settings.sqlite_path, pairs)
+            fingerprint = source_fingerprint(live, settings.sqlite_path, pairs, settings.hashers())
             counts = {pair.name: target_count(pg_conn, pair) for pair in pairs}
     finally:
         live.close()
