@@ -19,6 +19,7 @@ from psycopg import sql
 from turnout.hostside.base import HostsideError
 from turnout.hostside.sqlite_types import (
     BINARY_COPY_TYPES,
+    BadValue,
     RowConverter,
     TablePair,
     TargetColumn,
@@ -158,7 +159,8 @@ def test_the_types_left_to_text_copy_do_fail_in_binary(pg: psycopg.Connection) -
 
 
 def test_postgresql_refuses_what_the_converters_report(pg: psycopg.Connection) -> None:
-    """The reasons behind BadValue are PostgreSQL's own: NUL in text, a too-long varchar."""
+    """The reasons behind BadValue are PostgreSQL's own: NUL in text, a too-long varchar, what
+    jsonb refuses and json keeps."""
     table = sql.Identifier("rt_refused")
     pg.execute(
         sql.SQL("DROP TABLE IF EXISTS {}; CREATE TABLE {} (v varchar(3))").format(table, table)
@@ -169,6 +171,16 @@ def test_postgresql_refuses_what_the_converters_report(pg: psycopg.Connection) -
                 copy.write_row((value,))
     pg.execute(sql.SQL("INSERT INTO {} VALUES ('ab   ')").format(table))  # spaces past n: dropped
     assert read_back(pg, table, "value") == "ab "
+    for text in ('"\\u0000"', '["\\ud800"]'):
+        with pytest.raises(BadValue):
+            RowConverter([TargetColumn("v", "jsonb")])((text,))
+        with pytest.raises(psycopg.DataError):
+            pg.execute("SELECT %s::jsonb", (text,))
+        assert pg.execute("SELECT %s::json::text", (text,)).fetchone() == (text,)
+        assert RowConverter([TargetColumn("v", "json")])((text,)) == (text,)
+    accepted = '"\\\\u0000"'  # an escaped backslash before u0000
+    assert RowConverter([TargetColumn("v", "jsonb")])((accepted,)) == (accepted,)
+    assert pg.execute("SELECT %s::jsonb::text", (accepted,)).fetchone() == (accepted,)
 
 
 # table_pairs --------------------------------------------------------------------------------------

@@ -316,6 +316,11 @@ def test_json_and_jsonb() -> None:
     assert one("jsonb", b'"x"') == '"x"'
     assert one("json", '"\\u0000"') == '"\\u0000"'  # json keeps its text
     bad("jsonb", '"\\u0000"', "\\u0000 in jsonb")
+    bad("jsonb", '{"k\\u0000": 1}', "\\u0000 in jsonb")
+    assert one("jsonb", '"\\\\u0000"') == '"\\\\u0000"'  # an escaped backslash, then u0000
+    bad("jsonb", '["\\ud800"]', "lone surrogate escape in jsonb")
+    assert one("json", '["\\ud800"]') == '["\\ud800"]'  # json keeps its text
+    assert one("jsonb", '"\\ud83d\\ude00"') == '"\\ud83d\\ude00"'  # a pair is fine
     bad("jsonb", "{'a': 1}", "invalid JSON")
     bad("json", "NaN", "invalid JSON")
     bad("jsonb", '{"a": Infinity}', "invalid JSON")

@@ -71,7 +71,9 @@ bytea                       bytes; text → its UTF-8 bytes (invalid      number
 json, jsonb                 text (or a BLOB's UTF-8) validated with     invalid JSON, NaN/
                             ``json.loads`` and kept as written;         Infinity (NULL when the
                             int/float → its JSON text                   column is nullable);
-                                                                        jsonb: ``\\u0000`` (same)
+                                                                        jsonb: ``\\u0000``, a
+                                                                        lone surrogate escape
+                                                                        (same)
 uuid                        text (any form uuid.UUID reads but          not a UUID (none)
                             ``urn:``) or 16-byte BLOB → canonical
                             lower-case ``str``
@@ -875,6 +877,34 @@ def _no_constant(word: str) -> object:
     raise ValueError(f"{word} is not JSON PostgreSQL accepts")
 
 
+def jsonb_refusal(parsed: object) -> str | None:
+    """What jsonb refuses in JSON that ``json.loads`` read: a ``\\u0000`` escape, or an escaped
+    lone surrogate (``\\ud800``); json (not jsonb) keeps both as text. Walked without recursion.
+
+    >>> jsonb_refusal(json.loads('{"a": ["\\\\u0000"]}')), jsonb_refusal(json.loads('"\\\\ud800"'))
+    ('\\\\u0000 in jsonb', 'lone surrogate escape in jsonb')
+    >>> jsonb_refusal(json.loads('["\\\\ud83d\\\\ude00", "\\\\\\\\u0000"]')) is None
+    True
+    """
+    pending = [parsed]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+            pending.extend(item.keys())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "\\u0000 in jsonb"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "lone surrogate escape in jsonb"
+    return None
+
+
 def json_converter(pg_type: str, nullable: bool, bad: Report) -> Callable[[object], object]:
     """json, jsonb: the JSON text as written, once ``json.loads`` (without NaN/Infinity) read
     it; numbers as their JSON text; lossy form of invalid JSON: NULL when the column allows it.
@@ -894,13 +924,15 @@ def json_converter(pg_type: str, nullable: bool, bad: Report) -> Callable[[objec
         else:
             text = any_text(value, bad)
         try:
-            json.loads(text, parse_constant=_no_constant)
+            parsed = json.loads(text, parse_constant=_no_constant)
         except ValueError:
             return bad("invalid JSON", value, lossy_form)
         except RecursionError:
             return bad("JSON nested too deeply", value, lossy_form)
-        if binary and "\\u0000" in text:
-            return bad("\\u0000 in jsonb", value, lossy_form)
+        if binary and "\\u" in text:
+            problem = jsonb_refusal(parsed)
+            if problem:
+                return bad(problem, value, lossy_form)
         return text
 
     return convert
