@@ -43,6 +43,7 @@ CREATE TABLE "Slots" (
     CONSTRAINT "Slots_unit_kind_nnd" UNIQUE NULLS NOT DISTINCT (unit, kind)
 );
 CREATE TABLE tokens (token text PRIMARY KEY, made_at timestamptz DEFAULT now() UNIQUE);
+CREATE TABLE tags (name char(4) PRIMARY KEY);
 """
 # SQLite's own tables as an app made them: no unique constraint but the key; ``code`` declared
 # without a type, so that SQLite keeps 1 and '1' apart.
@@ -51,6 +52,7 @@ CREATE TABLE accounts (id INTEGER PRIMARY KEY, email VARCHAR(255) NOT NULL, code
     seen_at DATETIME, org INTEGER, nick TEXT, deleted BOOLEAN NOT NULL, note TEXT);
 CREATE TABLE "Slots" (id INTEGER PRIMARY KEY, unit INTEGER, kind TEXT);
 CREATE TABLE tokens (token TEXT PRIMARY KEY);
+CREATE TABLE tags (name TEXT PRIMARY KEY);
 """
 CLEAN_ROWS = """
 INSERT INTO accounts VALUES
@@ -61,6 +63,7 @@ INSERT INTO accounts VALUES
     (5, 'e@x.test', 5, 'AB', NULL, NULL, 'z', 0, NULL);
 INSERT INTO "Slots" VALUES (1, NULL, 'p'), (2, 5, 'p'), (3, 6, 'p');
 INSERT INTO tokens VALUES ('t1'), ('t2');
+INSERT INTO tags VALUES ('ab'), ('cd');
 """
 DIRTY_ROWS = """
 INSERT INTO accounts VALUES
@@ -73,6 +76,7 @@ INSERT INTO accounts VALUES
     (7, 'e@x.test', 7, NULL, '2024-05-01T12:00:00+02:00', NULL, 'u', 1, NULL);
 INSERT INTO "Slots" VALUES (1, NULL, 'p'), (2, NULL, 'p'), (3, 5, 'p'), (4, 6, 'p');
 INSERT INTO tokens VALUES ('t1'), ('T1');
+INSERT INTO tags VALUES ('ab'), ('ab  ');
 """
 OUTPUTS: list[str] = []
 
@@ -140,6 +144,7 @@ CHECKED = {
     ("Slots_unit_kind_nnd", 'public."Slots"', "UNIQUE NULLS NOT DISTINCT (unit, kind)"),
     ("tokens_pkey", "public.tokens", "PRIMARY KEY (token)"),
     ("tokens_made_at_key", "public.tokens", "UNIQUE (made_at)"),
+    ("tags_pkey", "public.tags", "PRIMARY KEY (name)"),
 }
 
 
@@ -159,7 +164,11 @@ def test_clean_data_has_no_conflict_and_every_index_is_checked(uniq: dict) -> No
     skipped = {c["name"]: c.get("skipped") for c in answer["checked"]}
     assert "made_at" in skipped["tokens_made_at_key"]  # a column only the target has
     assert skipped["accounts_pkey"] is None
-    assert answer["tables"] == ['public."Slots"', "public.accounts", "public.tokens"]
+    proven = {c["name"]: c.get("proven") for c in answer["checked"]}
+    assert "INTEGER PRIMARY KEY" in proven["accounts_pkey"]  # SQLite's rowid: nothing to load
+    assert "INTEGER PRIMARY KEY" in proven["Slots_pkey"]
+    assert proven["tokens_pkey"] is None and proven["tags_pkey"] is None
+    assert answer["tables"] == ['public."Slots"', "public.accounts", "public.tags", "public.tokens"]
 
 
 def test_the_traps_postgresql_refuses_are_found(uniq: dict, stack_secrets: list[str]) -> None:
@@ -173,6 +182,7 @@ def test_the_traps_postgresql_refuses_are_found(uniq: dict, stack_secrets: list[
         "uq_accounts_seen",  # ISO text / epoch seconds / an offset, of one instant
         "uq_accounts_live_nick",  # a partial index SQLite never had
         "Slots_unit_kind_nnd",  # NULLS NOT DISTINCT
+        "tags_pkey",  # a primary key: char(4) 'ab' / 'ab  ', two values in SQLite's TEXT key
     }  # not tokens_pkey: 't1' and 'T1' differ in PostgreSQL too
     email = found["uq_accounts_email_lower"]
     assert email["table"] == "public.accounts"
@@ -196,6 +206,7 @@ def test_the_traps_postgresql_refuses_are_found(uniq: dict, stack_secrets: list[
     assert found["Slots_unit_kind_nnd"]["groups"] == [
         {"key": [None, "p"], "count": 2, "rows": {"id": [1, 2]}}
     ]
+    assert found["tags_pkey"]["groups"] == [{"key": ["ab"], "count": 2}]  # no integer key
     # (org, nick) with org NULL in rows 2-7: NULLs are distinct, no conflict
     assert "uq_accounts_org_nick" not in found
     # the row that cannot convert is reported with table, key and column, and left out

@@ -12,6 +12,12 @@ key left out unless NULLS NOT DISTINCT. So ``'A@x.test'`` and ``'a@x.test'`` con
 ``lower(email)``, integer ``1`` and text ``'1'`` in an integer column, ``'ab'`` and ``'ab '`` in
 char(n), an epoch and an ISO text of the same instant — as PostgreSQL would refuse them.
 
+An index whose one key is the column that is the SQLite table's rowid (``INTEGER PRIMARY KEY``)
+holds by construction (distinct integers, kept as they are) and is reported ``proven``, not
+loaded; an index using a column the SQLite table lacks (left to its default by the copy) is
+reported ``skipped``. A row that cannot convert is left out of the check and reported in
+``bad_values`` (table, key, column): the copy stops on it unless it has a lossy form.
+
 Nothing is written to the target's tables: temp tables only, in transactions rolled back.
 Expression and predicate text and type names come from the target's catalog and are composed with
 ``sql.SQL``; names go through ``sql.Identifier``; nothing from params reaches SQL text.
@@ -28,6 +34,7 @@ from turnout.hostside.base import HostsideError
 from turnout.hostside.pg import pg_connect, pg_display
 from turnout.hostside.sqlite_checks import quote_ident
 from turnout.hostside.sqlite_types import (
+    INTEGER_TYPES,
     BadValue,
     RowConverter,
     TablePair,
@@ -100,7 +107,8 @@ def unique_checks(pg_conn, pair: TablePair) -> list[dict]:  # noqa: ANN001
         "  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid "
         "  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid "
         "  AND d.refobjsubid > 0 "
-        "  UNION SELECT k::int FROM unnest(i.indkey::int2[]) k WHERE k > 0) "
+        "  UNION SELECT k::int FROM unnest(i.indkey::int2[]) k WHERE k > 0), "
+        "((i.indkey::int2[])[0:i.indnkeyatts - 1])::int[] "
         "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
         "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
         "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
@@ -108,9 +116,8 @@ def unique_checks(pg_conn, pair: TablePair) -> list[dict]:  # noqa: ANN001
     ).format(nulls=sql.SQL(nulls))
     oid = pg_table_oid(pg_conn, pair)
     checks = []
-    for index_oid, name, definition, predicate, nulls_not_distinct, attnums in pg_conn.execute(
-        query, (oid,)
-    ).fetchall():
+    for row in pg_conn.execute(query, (oid,)).fetchall():
+        index_oid, name, definition, predicate, nulls_not_distinct, attnums, key_columns = row
         checks.append(
             {
                 "name": name,
@@ -120,6 +127,7 @@ def unique_checks(pg_conn, pair: TablePair) -> list[dict]:  # noqa: ANN001
                 "predicate": predicate,
                 "nulls_not_distinct": bool(nulls_not_distinct),
                 "attnums": sorted(attnums),
+                "key_columns": key_columns,  # attnum per key, 0 for an expression
             }
         )
     return checks
@@ -140,6 +148,48 @@ def index_keys(pg_conn, index_oid: int) -> list[tuple[str, tuple[str, str] | Non
         (index_oid,),
     ).fetchall()
     return [(expression, (nsp, coll) if coll else None) for expression, nsp, coll in rows]
+
+
+def sqlite_rowid_column(sqlite_conn: sqlite3.Connection, table: str) -> str | None:
+    """The column that is the SQLite table's rowid (a lone ``INTEGER PRIMARY KEY`` of a rowid
+    table, which SQLite keeps as distinct integers), else None. An ``INTEGER PRIMARY KEY DESC``,
+    another type or a WITHOUT ROWID table has a separate key index (origin ``pk``) instead.
+
+    >>> conn = sqlite3.connect(":memory:")
+    >>> _ = conn.executescript("CREATE TABLE a (id INTEGER PRIMARY KEY); CREATE TABLE b "
+    ...     "(id INT PRIMARY KEY); CREATE TABLE c (id INTEGER PRIMARY KEY) WITHOUT ROWID")
+    >>> [sqlite_rowid_column(conn, name) for name in "abc"]
+    ['id', None, None]
+    """
+    keys = sqlite_conn.execute(
+        "SELECT name, upper(type) FROM pragma_table_info(?) WHERE pk > 0", (table,)
+    ).fetchall()
+    key_index = sqlite_conn.execute(
+        "SELECT count(*) FROM pragma_index_list(?) WHERE origin = 'pk'", (table,)
+    ).fetchone()[0]
+    if len(keys) == 1 and keys[0][1] == "INTEGER" and not key_index:
+        return keys[0][0]
+    return None
+
+
+def proven_by_rowid(check: dict, catalog: dict[int, dict], rowid: str | None) -> bool:
+    """Whether a unique index holds by construction: its one key is the plain column that is the
+    SQLite rowid (distinct integers, which the integer converters keep as they are), no predicate.
+
+    >>> check = {"key_columns": [1], "predicate": None}
+    >>> proven_by_rowid(check, {1: {"name": "id", "type": "bigint"}}, "id")
+    True
+    >>> proven_by_rowid(check, {1: {"name": "id", "type": "text"}}, "id")
+    False
+    """
+    if rowid is None or check["predicate"] or len(check["key_columns"]) != 1:
+        return False
+    column = catalog.get(check["key_columns"][0])
+    return (
+        column is not None
+        and column["name"].lower() == rowid.lower()
+        and column["type"] in INTEGER_TYPES
+    )
 
 
 # Loading the converted SQLite values --------------------------------------------------------------
@@ -326,7 +376,15 @@ def table_conflicts(
 
     catalog = pg_column_catalog(pg_conn, pg_table_oid(pg_conn, pair))
     checks = unique_checks(pg_conn, pair)
-    runnable, needed = needed_columns(pair, checks, catalog)
+    rowid = sqlite_rowid_column(sqlite_conn, pair.name)
+    for check in checks:
+        if proven_by_rowid(check, catalog, rowid):
+            check["proven"] = (
+                f"{rowid} is the SQLite table's INTEGER PRIMARY KEY: distinct integers"
+            )
+    runnable, needed = needed_columns(
+        pair, [check for check in checks if "proven" not in check], catalog
+    )
     answer = {
         "checked": checks,
         "conflicts": [],
@@ -404,8 +462,9 @@ def check_unique(
         answer = table_conflicts(sqlite_conn, pg_conn, pair, limit, lossy)
         for check in answer["checked"]:
             entry = {key: check[key] for key in ("name", "table", "definition")}
-            if "skipped" in check:
-                entry["skipped"] = check["skipped"]
+            for note in ("skipped", "proven"):
+                if note in check:
+                    entry[note] = check[note]
             report["checked"].append(entry)
         report["conflicts"] += answer["conflicts"]
         report["bad_values"] += answer["bad_values"][: limit - len(report["bad_values"])]
