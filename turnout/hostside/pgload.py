@@ -811,6 +811,8 @@ def load_keyed(conn: sqlite3.Connection, load: TableLoad) -> None:
     for rows in source_batches(conn, load):
         if load.job.main_pid != os.getpid() and os.getppid() != load.job.main_pid:
             os._exit(1)  # the action's main process is gone: stop, never copy unwatched
+        if STOP_THREADS.is_set():
+            raise HostsideError(f"table {pair.name}: stopped (another table failed)")
         high = rows[-1][key_of]
         converted = converted_rows(load, rows, key_of)
         commit_batch(load, converted, low, high, load.job.seconds + time.monotonic() - started)
@@ -968,13 +970,24 @@ def run_processes(jobs: list[LoadJob], width: int) -> list[dict]:
     return run_forked(load_table, jobs, width, what)
 
 
+# Set when a thread worker failed or the action was interrupted: the other threads stop at their
+# next batch (a forked worker is killed instead).
+STOP_THREADS = threading.Event()
+
+
 def run_threads(jobs: list[LoadJob], width: int) -> list[dict]:
     """Each job on a worker thread, ``width`` at a time (one: in this thread); the answer rows in
     job order."""
     if width == 1:
         return [load_table(job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=width) as pool:
+    pool = ThreadPoolExecutor(max_workers=width)
+    try:
         return list(pool.map(load_table, jobs))
+    except BaseException:
+        STOP_THREADS.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # Local checkpoint (a cache) and the progress file -------------------------------------------------
@@ -1077,17 +1090,19 @@ class ProgressWatch:
         self.started = time.time()
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
+        self.conn = None  # opened before any worker is forked, used by the watching thread only
         self.ticker = Ticker(
             "sqlite_copy", settings.progress_interval_s, self.line, settings.log_path
         )
 
     def read(self) -> None:
         """The target's progress rows, now."""
-        with pg_connect(self.settings.pg_params()) as conn:
-            for name, last_key, rows, done in conn.execute(
-                "SELECT table_name, last_key, rows, done FROM turnout_copy.progress"
-            ).fetchall():
-                self.latest[name] = {"rows": rows, "last_key": last_key, "done": done}
+        if self.conn is None:
+            return
+        for name, last_key, rows, done in self.conn.execute(
+            "SELECT table_name, last_key, rows, done FROM turnout_copy.progress"
+        ).fetchall():
+            self.latest[name] = {"rows": rows, "last_key": last_key, "done": done}
 
     def write(self, running: bool) -> None:
         """The progress file (atomically)."""
@@ -1131,6 +1146,9 @@ class ProgressWatch:
                 pass
 
     def __enter__(self) -> "ProgressWatch":
+        if not (self.settings.progress_path or self.settings.progress_interval_s):
+            return self
+        self.conn = pg_connect(self.settings.pg_params())
         self.write(True)
         self.ticker.__enter__()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -1138,14 +1156,17 @@ class ProgressWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.conn is None:
+            return
         self.stopped.set()
         if self.thread:
             self.thread.join()
         self.ticker.__exit__(*exc)
         try:
             self.read()
-        except Exception:  # noqa: BLE001, S110
+        except Exception:  # noqa: BLE001, S110 - the last rows are a nicety
             pass
+        self.conn.close()
         self.write(False)
 
 
@@ -1539,6 +1560,8 @@ def action_sqlite_copy_reset(params: dict) -> dict:
     removed = []
     for path in (
         settings.checkpoint,
+        settings.checkpoint and f"{settings.checkpoint}.lock",
+        settings.progress_path,
         settings.state_dir and os.path.join(settings.state_dir, SNAPSHOT_NAME),
     ):
         if path and os.path.exists(path):
