@@ -562,7 +562,7 @@ def integer_text(text: str) -> int | None:
     """
     if len(text) > 40:  # longer than any bigint; int() of thousands of digits is refused
         return None
-    if _INTEGER_TEXT.fullmatch(text):
+    if text.isascii() and text.isdigit() or _INTEGER_TEXT.fullmatch(text):
         return int(text)
     if _NUMBER_TEXT.fullmatch(text):
         number = Decimal(text)
@@ -695,7 +695,7 @@ def epoch_datetime(number: int | float) -> datetime.datetime:
     """
     if abs(number) >= EPOCH_MS_FROM:
         return EPOCH + datetime.timedelta(milliseconds=number)
-    if number.__class__ is int and -EPOCH_MS_FROM < number:
+    if number.__class__ is int:
         return datetime.datetime.fromtimestamp(number, datetime.UTC)  # exact, and faster
     return EPOCH + datetime.timedelta(seconds=number)
 
@@ -729,7 +729,7 @@ def read_datetime(value: object) -> datetime.datetime | None:
             return value
         if isinstance(value, datetime.date):
             return datetime.datetime.combine(value, datetime.time(0))
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):
         return None
     return None
 
@@ -767,6 +767,7 @@ def timestamp_converter(pg_type: str, nullable: bool, bad: Report) -> Callable[[
     digits = int(match.group(1)) if match and match.group(1) else None
     aware = match is not None and match.group(2) == "with"
     from_iso, combine = datetime.datetime.fromisoformat, datetime.datetime.combine
+    from_epoch = datetime.datetime.fromtimestamp
 
     def convert(value: object) -> object:
         if value.__class__ is str and len(value) >= 10 and value[4] == "-":
@@ -774,6 +775,11 @@ def timestamp_converter(pg_type: str, nullable: bool, bad: Report) -> Callable[[
                 moment = from_iso(value)
             except ValueError:
                 moment = read_datetime(value)
+        elif value.__class__ is int and -EPOCH_MS_FROM < value < EPOCH_MS_FROM:
+            try:
+                moment = from_epoch(value, datetime.UTC)  # epoch seconds
+            except (ValueError, OverflowError, OSError):
+                moment = None
         elif value.__class__ is datetime.datetime:
             moment = value
         elif value is None:
