@@ -234,9 +234,8 @@ def timed(started: float, budget_s: float, record: str, switching: bool = True):
         host.noop("nothing switched in this run: no rollback to time")
         return
     if not host.state.is_executing:
-        host.log(f"Will time the rollback from the command's start to the healthy app "
-                 f"(budget {budget_s:g} s) and keep it in {record}")
-        yield from plan_keep(record, "the rollback's time")
+        what = f"the rollback's time from the command's start to the healthy app ({budget_s:g} s)"
+        yield from plan_keep(record, what)
         return
     ended = time.time()
     seconds = round(ended - started, 2)

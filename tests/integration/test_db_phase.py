@@ -9,6 +9,7 @@ and the failure table; the rollback is timed; no secret anywhere.
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -41,7 +42,7 @@ EXTRA_LINES = (
 
 def db_phase(phase: str, *data: str, mode: str = "-y", verbose: str = "-v"):
     args = ["tests/stack/inventory.py", "deploys/db_phase.py", "--limit", "stack-staging"]
-    for item in (f"phase={phase}", *data):
+    for item in ((f"phase={phase}",) if phase else ()) + data:
         args += ["--data", item]
     return run_pyinfra(mode, verbose, *args)
 
@@ -106,6 +107,8 @@ def phased(stack: dict):
     with superuser(stack, "staging") as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TARGET_DB} OWNER app")
+    evidence = Path(host["evidence_root"]) / "db_phase"
+    shutil.rmtree(evidence, ignore_errors=True)
     compose(host, "down", "--timeout", "5")
     try:
         database.unlink(missing_ok=True)
@@ -132,6 +135,7 @@ def phased(stack: dict):
             leftover.unlink()
         for backup in env_path.parent.glob(".env.before-*"):
             backup.unlink()
+        shutil.rmtree(evidence, ignore_errors=True)
         with superuser(stack, "staging") as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
         compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
@@ -151,7 +155,7 @@ def switch(
     assert f"--- {env_path} (now)" in dry.stdout and f"+++ {env_path} (after)" in dry.stdout
     assert env_path.read_bytes() == before
     with ArgvWatcher() as watcher:
-        done = db_phase(phase, pinned, *data)
+        done = db_phase(phase, pinned, *data, verbose="-vv")
     assert done.returncode == 0, done.stdout[-4000:]
     again = db_phase(phase, pinned, *data)
     assert again.returncode == 0 and changes(again.stdout) == 0, again.stdout[-4000:]
@@ -168,6 +172,20 @@ def switch(
     assert_no_secret(evidence_texts(run_dir), secrets, "the evidence")
     assert_no_secret(list(watcher.seen), secrets, "argv")
     return dry, done
+
+
+def test_refusals_while_loading(phased: dict) -> None:
+    before = phased["env_path"].read_bytes()
+    missing = db_phase("", mode="--dry")
+    assert missing.returncode != 0
+    assert "no phase given: run with --data phase=shadow" in missing.stdout, missing.stdout[-2000:]
+    unknown = db_phase("later", mode="--dry")
+    assert unknown.returncode != 0 and "shadow or dual or cutover or rollback" in unknown.stdout
+    no_variable = db_phase("shadow", "pg_dsn_env=NOT_THERE_URL", mode="--dry")
+    assert no_variable.returncode != 0
+    assert "does not define NOT_THERE_URL, which DATABASE_URL would refer to" in no_variable.stdout
+    assert phased["env_path"].read_bytes() == before
+    assert not (Path(phased["evidence_root"]) / "db_phase").exists()
 
 
 def test_shadow_reads_are_compared_and_logged(phased: dict, stack_secrets: list[str]) -> None:

@@ -192,3 +192,32 @@ def test_an_invalid_file_is_refused_naming_the_line(tmp_path: Path) -> None:
     path.write_text("A=1\nB='unterminated\n")
     with pytest.raises(HostsideError, match="line 2"):
         envedit.action_env_phase_plan({"env_file": str(path), "values": {"A": "2"}})
+
+
+def test_the_programs_answer_keeps_the_diff_whole(tmp_path: Path, capsys) -> None:
+    """The host program redacts its whole JSON answer once more: the diff's masked values must
+    survive it (a bare ``PASSWORD=***`` would take the JSON text after it)."""
+    import json
+
+    from turnout.hostside import main
+
+    path = tmp_path / ".env"
+    path.write_text(
+        'POSTGRES_PASSWORD="pw one two"\n'
+        "KW=\"host=db password='kw \\\" secret' dbname=app\"\n"
+        "DB_WRITE_MODE=single\n"
+        'REFAPP_SECRET="tok-3n"\n'
+    )
+    params = {"env_file": str(path), "values": {"DB_WRITE_MODE": "dual"}}
+    assert main.main(["turnout", "env_phase_plan", json.dumps(params)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["ok"] is True
+    assert answer["diff"].splitlines()[3:] == [
+        " POSTGRES_PASSWORD=***",
+        ' KW="host=db password=*** dbname=app"',
+        "-DB_WRITE_MODE=single",
+        "+DB_WRITE_MODE=dual",
+        " REFAPP_SECRET=***",
+    ]
+    assert "secret'" not in answer["diff"] and "pw one" not in answer["diff"]
+    assert "tok-3n" not in answer["diff"]

@@ -43,6 +43,12 @@ SECRET_KEY_RE = re.compile(r"password|passwd|secret|token|credential|private|api
 _REFERENCE_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
 _UNQUOTED_SAFE_RE = re.compile(r"[A-Za-z0-9_./:@%+,=*${}-]+")
 _CHECK_KEY = "TURNOUT_ENVEDIT_CHECK_"
+# An assignment ``turnout.dsn.redact`` masks (its key pattern), holding a bare mask.
+_BARE_MASK_RE = re.compile(
+    r"((?<![A-Za-z0-9_])[A-Za-z0-9_]*(?:password|passwd|secret|token)[A-Za-z0-9_]*\s*=\s*)"
+    r"\*\*\*(?![*'])",
+    re.I,
+)
 
 
 class Statement:
@@ -332,7 +338,18 @@ def shown_text(text: str, secrets: list[str], path: str) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [redact(line.rstrip("\r"), secrets) for line in lines]
+    return [_quoted_masks(redact(line.rstrip("\r"), secrets)) for line in lines]
+
+
+def _quoted_masks(line: str) -> str:
+    """``KEY_PASSWORD=***`` as ``KEY_PASSWORD='***'``: the program's answer is redacted once
+    more as a whole (``turnout.dsn.redact``), which would take a bare mask and the rest of the
+    JSON text up to the next blank for the value; a quoted one is taken exactly.
+
+    >>> _quoted_masks("DB_PASSWORD=*** x")
+    "DB_PASSWORD='***' x"
+    """
+    return _BARE_MASK_RE.sub(r"\1'***'", line)
 
 
 def redacted_diff(old: str, new: str, path: str, secrets: list[str]) -> str:
