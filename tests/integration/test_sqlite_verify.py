@@ -486,6 +486,22 @@ def test_a_quoted_mixed_case_table_is_verified(vdb: dict) -> None:
     assert [t["name"] for t in report["tables"]] == ["Odd Table"]
 
 
+def test_a_source_value_that_does_not_convert_stops_with_key_and_column(vdb: dict) -> None:
+    load_target(vdb)
+    bad = ROOT / "bad.db"
+    shutil.copy(vdb["source"], bad)
+    with sqlite3.connect(bad) as lite:
+        lite.execute("UPDATE users SET created_at = 'next tuesday-ish' WHERE id = 77")
+    lite.close()
+    result, _, report = verify({**vdb, "source": str(bad)}, tables=["users"])
+    assert result.returncode == 1 and report is None
+    assert (
+        "verification: users: the row with key 77 does not convert (column created_at: "
+        "not a timestamp); verify with the copy's lossy setting"
+    ) in result.stderr
+    assert "tuesday" not in result.stderr
+
+
 def test_bad_settings_and_a_missing_file_are_one_line(vdb: dict) -> None:
     result, _, report = verify(vdb, sample=1.5)
     assert result.returncode == 1 and report is None
