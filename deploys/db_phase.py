@@ -6,7 +6,7 @@ rewriting its server-side ``.env`` and recreating the services that read it.
     pyinfra inventories/prod.py deploys/db_phase.py --data phase=dual
     pyinfra inventories/prod.py deploys/db_phase.py --data phase=cutover
     pyinfra inventories/prod.py deploys/db_phase.py --data phase=rollback \\
-        --data i_know_what_im_doing=true
+        --data i_know_what_im_doing=true --data sqlite_path=/srv/app/data/app.sqlite3 -y
 
 What each phase writes is ``turnout/phases.py``'s table (``DATABASE_URL``,
 ``DATABASE_URL_SECONDARY``, ``DB_WRITE_MODE``, ``DB_READ_MODE``); the PostgreSQL DSN is written as
@@ -14,8 +14,10 @@ What each phase writes is ``turnout/phases.py``'s table (``DATABASE_URL``,
 password. Steps:
 
 1. while loading: the phase is given and known, the ``.env`` rewrite is planned (a value referring
-   to a variable the file lacks is refused), PostgreSQL answers (phases that use it), and for the
-   cutover every ``expected_unique`` name exists on it — a problem stops the run, nothing changed;
+   to a variable the file lacks is refused), PostgreSQL answers (phases that use it), for the
+   cutover every ``expected_unique`` name exists on it, for the rollback the SQLite file exists
+   (when ``sqlite_path`` gives its host path: else the app would start on a new, empty file) — a
+   problem stops the run, nothing changed;
 2. the evidence directory ``<evidence_root>/db_phase/<ts>/``;
 3. the ``.env`` rewrite (the diff, redacted, in the plan and in ``outputs/env_phase.json``; the
    old file kept beside it as ``<env_file>.before-<phase>-<ts>``, 0600, since it holds the
@@ -24,7 +26,8 @@ password. Steps:
 5. health with ``db_backend`` = ``postgresql`` (shadow, dual, cutover) or ``sqlite`` (rollback);
 6. cutover: the acceptance (S3.6) again, recorded; rollback: the seconds from the command's start
    to the healthy app, printed in one line and kept in ``outputs/rollback_time.json`` (over
-   ``rollback_budget_s``: a warning);
+   ``rollback_budget_s``: a warning; run it with ``-y``, or the time at pyinfra's confirmation
+   prompt counts too — the record also gives the seconds from the first step);
 7. ``run.json``.
 
 The rollback is declared destructive (released with ``i_know_what_im_doing=true``): the app goes
@@ -38,6 +41,7 @@ from turnout import phases
 from turnout.cutover import compose_where
 from turnout.database import Database
 from turnout.facts.envphase import EnvPhasePlan
+from turnout.facts.evidence import EvidenceDirectory
 from turnout.facts.postgres import Constraints, PostgresServer
 from turnout.memo import observe
 from turnout.operations import envphase, evidence, http
@@ -64,6 +68,16 @@ if phases.uses_postgres(phase):
         f"connect to the PostgreSQL of phase {phase} ({pg})",
         f"check {pg} in {env_file} (setting pg_dsn_env names it) and that the server answers",
     )
+if phase == "rollback" and settings.sqlite_path:
+    found = require(
+        observe(EvidenceDirectory, path=settings.sqlite_path), f"look for {settings.sqlite_path}"
+    )["paths"].get(settings.sqlite_path)
+    if not found or found["type"] != "file":
+        raise PreflightError(
+            f"sqlite_path {settings.sqlite_path} is not a file on the host: the app would start "
+            f"on an empty database; fix sqlite_path (the host path of {settings.sqlite_url}); "
+            f"nothing was changed"
+        )
 if phase == "cutover":
     constraints = require(observe(Constraints, database=pg), f"read the constraints of {pg}")
     missing = phases.missing_unique(settings.expected_unique, constraints)

@@ -6,6 +6,7 @@ every other line is kept byte for byte, the file is replaced atomically with its
 the old one kept as a backup first. Plans and records show the diff redacted.
 """
 
+import calendar
 import json
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from turnout.operations.compose import stale_services
 from turnout.operations.evidence import keep_text, plan_keep
 from turnout.phases import missing_unique
 from turnout.remote import hostside_command
+from turnout.runrecord import steps_so_far
 
 
 def describe_rewrite(plan: dict) -> str:
@@ -220,7 +222,8 @@ def timed(started: float, budget_s: float, record: str, switching: bool = True):
 
     + started: the command's start (epoch seconds, ``turnout.phases.command_started()``)
     + budget_s: the seconds allowed (setting ``rollback_budget_s``)
-    + record: where to keep ``{"seconds": …, "budget_s": …, "within_budget": …}``
+    + record: where to keep ``{"seconds": …, "seconds_from_first_step": …, "budget_s": …,
+      "within_budget": …}`` (the first step: without pyinfra's confirmation prompt before it)
     + switching: whether this run rewrote the ``.env`` (decided while the deploy loads)
 
     .. code:: python
@@ -245,10 +248,21 @@ def timed(started: float, budget_s: float, record: str, switching: bool = True):
         "started": _iso(started),
         "healthy": _iso(ended),
         "seconds": seconds,
+        "seconds_from_first_step": seconds_since_first_step(ended),
         "budget_s": budget_s,
         "within_budget": within,
     }
     yield from keep_text(record, json.dumps(result, indent=2, sort_keys=True) + "\n")
+
+
+def seconds_since_first_step(ended: float) -> float | None:
+    """Seconds from this run's first step on the host (to the second, the step clock's
+    resolution) to ``ended``: the rollback's time without a confirmation prompt before it."""
+    starts = [s["start"] for s in steps_so_far(host.state, host) if s.get("start")]
+    if not starts:
+        return None
+    first = calendar.timegm(time.strptime(min(starts), "%Y-%m-%dT%H:%M:%SZ"))
+    return round(ended - first, 1)
 
 
 def _iso(epoch: float) -> str:

@@ -184,6 +184,10 @@ def test_refusals_while_loading(phased: dict) -> None:
     no_variable = db_phase("shadow", "pg_dsn_env=NOT_THERE_URL", mode="--dry")
     assert no_variable.returncode != 0
     assert "does not define NOT_THERE_URL, which DATABASE_URL would refer to" in no_variable.stdout
+    no_file = db_phase("rollback", "sqlite_path=/nonexistent/app.sqlite3",
+                       "i_know_what_im_doing=true", mode="--dry")
+    assert no_file.returncode != 0
+    assert "sqlite_path /nonexistent/app.sqlite3 is not a file on the host" in no_file.stdout
     assert phased["env_path"].read_bytes() == before
     assert not (Path(phased["evidence_root"]) / "db_phase").exists()
 
@@ -278,7 +282,8 @@ def test_rollback_is_released_and_timed(phased: dict, stack_secrets: list[str]) 
     refused = db_phase("rollback", "evidence_timestamp=ph-rb-refused")
     assert refused.returncode != 0 and "i_know_what_im_doing=true" in refused.stdout
     assert phased["env_path"].read_bytes() == before
-    dry, done = switch(phased, "rollback", stack_secrets, "i_know_what_im_doing=true")
+    dry, done = switch(phased, "rollback", stack_secrets, "i_know_what_im_doing=true",
+                       f"sqlite_path={phased['file']}")
     assert '+DATABASE_URL="sqlite:////app/.data/app.sqlite3"' in dry.stdout
     assert app_env(phased) == {
         "DATABASE_URL": SQLITE_URL,
@@ -291,6 +296,7 @@ def test_rollback_is_released_and_timed(phased: dict, stack_secrets: list[str]) 
     run_dir = Path(phased["evidence_root"]) / "db_phase" / "ph-rollback"
     timed = json.loads((run_dir / "outputs" / "rollback_time.json").read_text())
     assert 0 < timed["seconds"] < 60 and timed["within_budget"] is True
+    assert 0 < timed["seconds_from_first_step"] <= timed["seconds"] + 1
     line = f"rollback: app healthy on SQLite {timed['seconds']:.1f} s after the command started"
     assert line in done.stdout, done.stdout[-3000:]
     record = json.loads((run_dir / "run.json").read_text())

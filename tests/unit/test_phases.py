@@ -75,3 +75,12 @@ def test_the_command_start_is_before_now() -> None:
     import time
 
     assert 0 <= time.time() - command_started() < 600
+
+
+def test_the_rollback_time_line_warns_over_budget() -> None:
+    from turnout.operations.envphase import timing_line
+
+    assert timing_line(12.34, 60) == (
+        "rollback: app healthy on SQLite 12.3 s after the command started (budget 60 s)"
+    )
+    assert timing_line(75, 60).endswith("(budget 60 s) - OVER BUDGET")
