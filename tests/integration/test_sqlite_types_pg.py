@@ -24,6 +24,7 @@ from turnout.hostside.sqlite_types import (
     TablePair,
     TargetColumn,
     copy_binary_type,
+    fetch_rows,
     open_source,
     table_pairs,
 )
@@ -287,3 +288,60 @@ def test_table_pairs_refuse_a_schema_that_is_not_the_apps(
         table_pairs(open_source(str(missing)), pg, ["posts"])
     with pytest.raises(HostsideError, match="table comments of the SQLite file is not in the"):
         table_pairs(open_source(str(missing)), pg, ["comments"])
+
+
+@pytest.mark.slow
+def test_webapp_conversion_scale(stack: dict, tmp_path: Path) -> None:
+    """Scale: the benchmark's web-app database (tests/fixtures/webapp_db.py, 200k rows) paired
+    with its Alembic-like target and every row converted; then the unique precheck. Printed as
+    rows/s (the copier's and the precheck's conversion budget)."""
+    import importlib.util
+    import sys
+    import time
+
+    from turnout.hostside.sqlite_unique import check_unique
+
+    spec = importlib.util.spec_from_file_location(
+        "webapp_db", Path(__file__).resolve().parents[1] / "fixtures" / "webapp_db.py"
+    )
+    webapp_db = importlib.util.module_from_spec(spec)
+    sys.modules["webapp_db"] = webapp_db
+    spec.loader.exec_module(webapp_db)
+    rows = 200_000
+    path = tmp_path / "webapp.sqlite3"
+    webapp_db.generate(path, rows)
+    name = "turnout_types_web"
+    with superuser(stack, "staging", "postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        with superuser(stack, "staging", name) as conn:
+            webapp_db.load_target_schema(conn)
+            source = open_source(str(path), immutable=True)
+            pairs = table_pairs(source, conn)
+            for fast in (False, True):
+                started = time.process_time()
+                converted = 0
+                for pair in pairs:
+                    convert = RowConverter(pair.columns, validate_json=not fast)
+                    names = ", ".join(f'"{column.name}"' for column in pair.columns)
+                    query = f'SELECT {names} FROM "{pair.name}" WHERE rowid > ? LIMIT 10000'
+                    last = 0
+                    while batch := (
+                        fetch_rows(source, query, (last,))
+                        if fast
+                        else source.execute(query, (last,)).fetchall()
+                    ):
+                        converted += len(convert.many(batch))
+                        last = batch[-1][0]
+                elapsed = time.process_time() - started
+                how = "fetch_rows, validate_json=False" if fast else "text factory, JSON parsed"
+                print(f"\nread+convert ({how}): {converted / elapsed:,.0f} rows/s (CPU)")
+            started = time.monotonic()
+            report = check_unique(source, conn, pairs)
+            elapsed = time.monotonic() - started
+            print(f"unique precheck: {rows / elapsed:,.0f} rows/s, {report['checked']}")
+            assert converted == rows and report["conflicts"] == []
+    finally:
+        with superuser(stack, "staging", "postgres") as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

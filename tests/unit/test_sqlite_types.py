@@ -13,6 +13,8 @@ from turnout.hostside.sqlite_types import (
     BadValue,
     RowConverter,
     TargetColumn,
+    decode_text,
+    fetch_rows,
     foreign_key_order,
     open_source,
     sqlite_columns,
@@ -327,6 +329,31 @@ def test_json_and_jsonb() -> None:
     assert lossy("jsonb", "nope") == (None, {("c", "invalid JSON"): 1})
     with pytest.raises(BadValue, match="column c: invalid JSON"):
         lossy("jsonb", "nope", nullable=False)  # no NULL allowed: no lossy form
+
+
+def test_json_left_to_postgresql_when_asked() -> None:
+    columns = [TargetColumn("j", "jsonb", False)]
+    trusting = RowConverter(columns, validate_json=False)
+    assert trusting(("{not json",)) == ("{not json",)  # PostgreSQL's COPY will refuse it
+    assert trusting(('{"é": 1}',)) == ('{"é": 1}',)
+    with pytest.raises(BadValue, match="column j: NUL byte"):
+        trusting(("{}\x00",))  # text checks stay
+    with pytest.raises(BadValue, match="column j: NULL in a NOT NULL column"):
+        trusting((None,))
+    with pytest.raises(BadValue, match="column j: invalid JSON"):
+        RowConverter(columns)(("{not json",))  # the default validates
+    lossy = RowConverter([TargetColumn("j", "jsonb")], lossy=True, validate_json=False)
+    assert lossy(("{not json",)) == (None,)  # lossy forms need the parse: validated anyway
+
+
+def test_fetch_rows_reads_fast_and_falls_back_on_invalid_utf8(dirty_file: Path) -> None:
+    conn = open_source(str(dirty_file))
+    query = "SELECT id, s FROM t WHERE id >= ? ORDER BY id"
+    assert fetch_rows(conn, query, (2,)) == [(2, "a\x00b"), (3, "ok")]
+    assert fetch_rows(conn, query, (1,))[0] == (1, "caf\udce9")
+    assert conn.text_factory is decode_text  # left as open_source set it
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        fetch_rows(conn, "SELECT * FROM nope")
 
 
 def test_uuid() -> None:
