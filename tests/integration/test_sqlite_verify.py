@@ -508,6 +508,8 @@ def test_bad_settings_and_a_missing_file_are_one_line(vdb: dict) -> None:
     assert "sample 1.5 must be a share of chunks in (0, 1]" in result.stderr
     result, _, _ = verify(vdb, sqlite_path=str(ROOT / "nope.db"))
     assert result.returncode == 1 and "cannot read SQLite file" in result.stderr
+    result, _, _ = verify(vdb, report_path=str(ROOT / "no-dir" / "v.json"))
+    assert result.returncode == 1 and "the directory of report_path" in result.stderr
 
 
 # Scale (slow): throughput of a full verification -------------------------------------------------

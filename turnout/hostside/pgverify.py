@@ -59,6 +59,7 @@ import hashlib
 import json
 import math
 import operator
+import os
 import sqlite3
 import struct
 import time
@@ -560,20 +561,30 @@ class RowRenderer:
             ]
         )
 
-    def rows_text(self, rows: Sequence[Sequence[object]]) -> str:
-        """The texts of ``rows`` joined by newlines (a chunk's ``string_agg``), rendered column by
-        column: the same text as calling the renderer on each row, with less work per value.
+    def row_texts(self, rows: Sequence[Sequence[object]]) -> list[str]:
+        """The texts of ``rows``, rendered column by column: the same texts as calling the
+        renderer on each row, with less work per value.
 
         >>> render = RowRenderer([TargetColumn("id", "integer"), TargetColumn("n", "text")])
-        >>> render.rows_text([(1, "a"), (2, None)]) == render((1, "a")) + "\\n" + render((2, None))
+        >>> render.row_texts([(1, "a"), (2, None)]) == [render((1, "a")), render((2, None))]
         True
         """
+        if not rows:
+            return []
         columns = zip(*rows, strict=True)
         rendered = [
             column_texts(function, values)
             for function, values in zip(self.functions, columns, strict=True)
         ]
-        return "\n".join(map(",".join, zip(*rendered, strict=True)))
+        return list(map(",".join, zip(*rendered, strict=True)))
+
+    def rows_text(self, rows: Sequence[Sequence[object]]) -> str:
+        """The texts of ``rows`` joined by newlines: a chunk's ``string_agg``.
+
+        >>> RowRenderer([TargetColumn("id", "integer")]).rows_text([(1,), (2,)])
+        '1\\n2'
+        """
+        return "\n".join(self.row_texts(rows))
 
 
 def column_texts(function: Callable[[object], str], values: Sequence[object]) -> list[str]:
@@ -929,6 +940,27 @@ class SourceSide:
                     found[key] = md5_hex(self.render(row))
         return found
 
+    def located_hashes(self, with_rowid: bool) -> list[tuple[object, str]]:
+        """``(rowid, md5(row text))`` of every row (the row's position without a rowid), read
+        and rendered in batches, in SQLite's order."""
+        started = time.monotonic()
+        cursor = self.conn.execute(sqlite_select(self.pair, order=False, rowid=with_rowid))
+        located: list[tuple[object, str]] = []
+        try:
+            while batch := cursor.fetchmany(BATCH_ROWS):
+                if with_rowid:
+                    places = [raw[0] for raw in batch]
+                    batch = [raw[1:] for raw in batch]
+                else:
+                    places = range(len(located) + 1, len(located) + len(batch) + 1)
+                texts = self.render.row_texts(self.converted_batch(batch))
+                located += zip(places, map(md5_hex, texts), strict=True)
+        finally:
+            cursor.close()
+        self.rows_read = len(located)
+        self.seconds += time.monotonic() - started
+        return located
+
     def count(self) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {sqlite_ident(self.pair.name)}").fetchone()[
             0
@@ -998,6 +1030,35 @@ def narrow_chunk(source: SourceSide, pg_conn, chunk: int, budget: KeyBudget) -> 
     }
 
 
+def side_by_side(
+    pg_conn,
+    target_work: Callable[[], object],
+    source_work: Callable[[], object],  # noqa: ANN001
+) -> tuple[tuple[object, float], object]:
+    """Run the target's query (``target_work``, on ``pg_conn``) in a thread while the SQLite side
+    (``source_work``) runs here; ``((target result, its seconds), source result)``. When the
+    source side stops (a bad row, the step interrupted) the query is cancelled, not waited for.
+
+    >>> side_by_side(None, lambda: 1, lambda: 2)[0][0], side_by_side(None, lambda: 1, lambda: 2)[1]
+    (1, 2)
+    """
+
+    def timed() -> tuple[object, float]:
+        started = time.monotonic()
+        result = target_work()
+        return result, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(timed)
+        try:
+            ours = source_work()
+        except BaseException:
+            if pg_conn is not None:
+                pg_conn.cancel_safe(timeout=5)
+            raise
+        return future.result(), ours
+
+
 def verify_keyed(source: SourceSide, pg_conn, sample: float | None, max_keys: int) -> dict:  # noqa: ANN001
     """Counts and chunk hashes of a table with an integer key, the two sides at once (the
     target's one query in a thread while the SQLite rows stream here).
@@ -1013,22 +1074,9 @@ def verify_keyed(source: SourceSide, pg_conn, sample: float | None, max_keys: in
         ids.discard(None)
         chunk_total = len(ids)
         sampled = sampled_chunks(pair.name, sorted(ids), sample)
-    target_seconds = [0.0]
-
-    def target_side() -> dict:
-        started = time.monotonic()
-        result = pg_chunks(pg_conn, pair, width, sampled)
-        target_seconds[0] = time.monotonic() - started
-        return result
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(target_side)
-        try:
-            ours = source.chunks(sampled)
-        except BaseException:  # a bad row, or the step was interrupted: stop the query too
-            pg_conn.cancel_safe(timeout=5)
-            raise
-        theirs = future.result()
+    (theirs, target_seconds), ours = side_by_side(
+        pg_conn, lambda: pg_chunks(pg_conn, pair, width, sampled), lambda: source.chunks(sampled)
+    )
     budget = KeyBudget(max_keys)
     differences = []
     for chunk in sorted(set(ours) | set(theirs), key=lambda c: (c is None, c or 0)):
@@ -1051,7 +1099,7 @@ def verify_keyed(source: SourceSide, pg_conn, sample: float | None, max_keys: in
         "chunks_compared": len(set(ours) | set(theirs)) if sample is None else len(sampled),
         "differences": differences,
         "source_seconds": source.seconds,
-        "target_seconds": target_seconds[0],
+        "target_seconds": target_seconds,
         "rows_compared_source": source.rows_read,
         "rows_compared_target": sum(count for count, _ in theirs.values()),
     }
@@ -1084,26 +1132,17 @@ def verify_multiset(source: SourceSide, pg_conn, max_keys: int) -> dict:  # noqa
     pair = source.pair
     table = sql.Identifier(pair.schema, pair.name)
     row = pg_row_sql(pair.columns)
-    started = time.monotonic()
-    target_rows, target_hash = pg_conn.execute(
-        sql.SQL(
-            "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h COLLATE \"C\"), '')) "
-            "FROM (SELECT md5({row}) AS h FROM {t}) s"
-        ).format(row=row, t=table)
-    ).fetchone()
-    target_seconds = time.monotonic() - started
-    started = time.monotonic()
+    query = sql.SQL(
+        "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h COLLATE \"C\"), '')) "
+        "FROM (SELECT md5({row}) AS h FROM {t}) s"
+    ).format(row=row, t=table)
     with_rowid = sqlite_has_rowid(source.conn, pair.name)
-    rows = source.conn.execute(sqlite_select(pair, order=False, rowid=with_rowid))
-    located = [
-        (
-            raw[0] if with_rowid else place,
-            md5_hex(source.render(source.converted(raw[with_rowid:]))),
-        )
-        for place, raw in enumerate(rows, start=1)
-    ]
+    ((target_rows, target_hash), target_seconds), located = side_by_side(
+        pg_conn,
+        lambda: pg_conn.execute(query).fetchone(),
+        lambda: source.located_hashes(with_rowid),
+    )
     source_hash = multiset_hash(digest for _, digest in located)
-    source.seconds = time.monotonic() - started
     differences = []
     if (len(located), source_hash) != (target_rows, target_hash):
         differences.append(narrow_multiset(located, pg_conn, pair, with_rowid, KeyBudget(max_keys)))
@@ -1342,6 +1381,21 @@ def summary_text(answer: dict) -> str:
     return "\n".join(lines)
 
 
+def write_report(path: str, answer: dict) -> None:
+    """The answer as JSON at ``path`` (0600, atomically); a failed write is one line.
+
+    >>> write_report("/nonexistent/dir/v.json", {})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    turnout.hostside.base.HostsideError: cannot write the report /nonexistent/dir/v.json: ...
+    """
+    try:
+        write_json_atomically(path, answer)
+    except OSError as error:
+        raise HostsideError(
+            f"cannot write the report {path}: {error.strerror}; free space there or fix report_path"
+        ) from None
+
+
 def action_sqlite_verify(params: dict) -> dict:
     """Verify the copy of the SQLite file ``sqlite_path`` into the database named by ``dsn_env``
     (read on this host): counts, and chunked row hashes computed on both engines; the differing
@@ -1355,6 +1409,11 @@ def action_sqlite_verify(params: dict) -> dict:
     """
     settings = verify_settings(params)
     report_path = params.get("report_path")
+    if report_path and not os.path.isdir(os.path.dirname(report_path) or "."):
+        raise HostsideError(
+            f"the directory of report_path {report_path} does not exist; create it or fix "
+            "report_path"
+        )
     started = time.monotonic()
     sqlite_conn = open_snapshot(params["sqlite_path"])
     try:
@@ -1380,7 +1439,7 @@ def action_sqlite_verify(params: dict) -> dict:
         "tables": tables,
     }
     if report_path:
-        write_json_atomically(report_path, answer)
+        write_report(report_path, answer)
     if params.get("log_path"):
         append_log(
             params["log_path"],
