@@ -52,9 +52,11 @@ timestamp with time zone    ISO 8601 text as Python's ``fromisoformat`` unreadab
                             ``abs(value) >= 1e11`` (1e11 s is year
                             5138, 1e11 ms is 1973-03-03: milliseconds
                             before March 1973 are read as seconds).
-                            No offset means UTC. → aware, in UTC.
+                            No offset means UTC (not the session's
+                            TimeZone). → aware, in UTC.
 timestamp without t. z.     as above; an offset converts the value to   as above
-                            UTC, then the offset is dropped (naive UTC)
+                            UTC, then the offset is dropped (naive UTC;
+                            PostgreSQL's input would drop it unapplied)
 timestamp(p)/time(p)        fractions rounded half up to p digits (a    as above
                             time never past 23:59:59.999999)
 date                        ISO date; a timestamp (text or epoch) at    a time of day other
@@ -87,6 +89,9 @@ converted Python type (bool, datetime, date, time, Decimal, uuid.UUID) passes as
 
 Speed: each column's converter is built once; a value already clean costs one type check
 (about 1M six-column rows/s on one core; ISO-text timestamps and text→int/bool ≈ 0.5-0.9M).
+
+Every "as PostgreSQL" above is tested against PostgreSQL's own input of the same text
+(tests/integration/test_sqlite_types_pg.py).
 
 COPY: ``copy_binary_type`` names the types whose converted values binary COPY can carry
 (``copy.set_types``); uuid, jsonb and every other type go by text COPY.
