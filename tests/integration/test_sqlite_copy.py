@@ -458,6 +458,36 @@ def test_bad_value_fails_naming_key_then_lossy_counts(copyt: dict) -> None:
         live.close()
 
 
+def test_orphan_fails_the_foreign_key_then_resumes(copyt: dict) -> None:
+    """SQLite does not enforce foreign keys by default: an orphan loads, then the foreign key
+    set aside cannot come back; one line says so, and the rest is recreated on the rerun."""
+    reset(copyt)
+    live = sqlite3.connect(copyt["live"])
+    with live:
+        live.execute("INSERT INTO meters VALUES (?, 99999, 1.0, 'orphan')", (METERS * 2 + 2,))
+    try:
+        code, answer, _ = run_action(copyt, "sqlite_copy")
+        assert code == 1
+        assert answer["error"].startswith(
+            "fk fk_meters_user_id_users on meters cannot be recreated"
+        )
+        assert "\n" not in answer["error"]
+        stuck = plan(copyt)
+        assert stuck["checkpoint"]["state"] == "in_progress"
+        assert all(t["done"] for t in stuck["tables"])
+        restored = {d["name"]: d["restored"] for d in stuck["deferred"]}
+        assert restored["fk_meters_user_id_users"] is False
+        with target(copyt) as conn:  # the way forward taken in the target
+            conn.execute("DELETE FROM meters WHERE user_id = 99999")
+        assert copy(copyt)["changed"] is True
+        assert SET_ASIDE <= constraint_names(copyt)
+    finally:
+        with live:
+            live.execute("DELETE FROM meters WHERE user_id = 99999")
+        live.close()
+    reset(copyt)
+
+
 def test_reset_empties_then_fresh_copy(copyt: dict) -> None:
     reset(copyt)
     copy(copyt, jobs=1)

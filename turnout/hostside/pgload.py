@@ -554,20 +554,35 @@ def start_state(
                 pg_conn.execute(item["_drop"])
 
 
+def recreate_failure(item: dict, error: Exception) -> str:
+    """The line of a set-aside definition the copied data does not satisfy (SQLite does not
+    enforce foreign keys unless asked to: orphans are common)."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return (
+        f"{item['kind']} {item['name']} on {item['table']} cannot be recreated: {first[:200]}; "
+        "the rows are copied, the definitions before it recreated; fix the data (in SQLite, "
+        f"then {RESTART_HINT}, or in the target) and rerun to recreate the rest"
+    )
+
+
 def recreate_deferred(pg_conn, main_pid: int) -> list[dict]:  # noqa: ANN001
     """Recreate each set-aside definition not restored yet, each in its own transaction that
     also marks it restored (a crash leaves the rest for the resume); all of them, as answered."""
+    import psycopg
     from psycopg import sql
 
     for item in read_deferred(pg_conn):
         if item["restored"]:
             continue
-        with pg_conn.transaction():
-            pg_conn.execute(sql.SQL(item["definition"]))
-            pg_conn.execute(
-                "UPDATE turnout_copy.deferred SET restored = true WHERE position = %s",
-                (item["position"],),
-            )
+        try:
+            with pg_conn.transaction():
+                pg_conn.execute(sql.SQL(item["definition"]))
+                pg_conn.execute(
+                    "UPDATE turnout_copy.deferred SET restored = true WHERE position = %s",
+                    (item["position"],),
+                )
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as error:
+            raise HostsideError(recreate_failure(item, error)) from None
         copy_fault("copy:recreate", main_pid)
     return public_deferred(read_deferred(pg_conn))
 
