@@ -115,6 +115,11 @@ def test_json_text_renders_as_jsonb_prints(source: str, text: str) -> None:
     assert json_text(source) == text
 
 
+def test_json_columns_with_a_nul_escape_compare_as_written() -> None:
+    assert pgverify.json_column_text('{"a": "\\u0000"}') == 'R15:{"a": "\\u0000"}'
+    assert pgverify.json_column_text('{"b": 1, "a": 2}') == '{"a": 2, "b": 1}'
+
+
 def test_round_micros_rounds_half_away_from_zero() -> None:
     assert round_micros(1_234_500, 3) == 1_235_000
     assert round_micros(1_234_499, 3) == 1_234_000

@@ -367,6 +367,18 @@ def json_text(value: object) -> str:
     return jsonb_value_text(value)
 
 
+def json_column_text(value: str) -> str:
+    """A ``json`` column: as ``json_text``, but a text holding ``\\u0000`` (which json keeps and
+    jsonb refuses) is compared as written: ``R<length>:<text>`` (no JSON text starts with R).
+
+    >>> json_column_text('{"a" : 1}'), json_column_text('"\\\\u0000"')
+    ('{"a": 1}', 'R8:"\\\\u0000"')
+    """
+    if "\\u0000" in value:
+        return f"R{len(value)}:{value}"
+    return json_text(value)
+
+
 _JSONB_DECODER = json.JSONDecoder(parse_float=plain_json_float, object_pairs_hook=jsonb_object)
 _DECIMAL_DECODER = json.JSONDecoder(parse_float=Decimal)
 _JSONB_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
@@ -409,7 +421,8 @@ CANONICAL_SQL = {
     "timestamp": "encode(timestamp_send({c}), 'hex')",
     "date": "encode(date_send({c}), 'hex')",
     "time": "encode(time_send({c}), 'hex')",
-    "json": "{c}::jsonb::text",
+    "json": "CASE WHEN strpos({c}::text, '\\u0000') > 0 "
+    "THEN 'R' || length({c}::text)::text || ':' || {c}::text ELSE {c}::jsonb::text END",
     "jsonb": "{c}::text",
     "bytea": "encode({c}, 'hex')",
     "other": "CASE WHEN {c} IS NOT NULL THEN length(concat({c}))::text || ':' || concat({c}) END",
@@ -506,7 +519,7 @@ def python_renderer(kind: ColumnKind) -> Callable[[object], str]:
         "timestamp": timestamp_text,
         "date": date_text,
         "time": time_text,
-        "json": json_text,
+        "json": json_column_text,
         "jsonb": json_text,
         "bytea": bytea_text,
     }.get(kind.kind, other_text)
@@ -814,6 +827,7 @@ class SourceSide:
 
     @property
     def key_index(self) -> int:
+        """The key's position in the rows (``pair.columns`` order)."""
         return [column.name for column in self.pair.columns].index(self.pair.key)
 
     def converted(self, raw: Sequence[object], convert: RowConverter | None = None) -> tuple:
@@ -911,6 +925,8 @@ class SourceSide:
             self.seconds += time.monotonic() - started
 
     def chunks_in_memory(self, sampled: list[int] | None) -> dict:
+        """``chunks`` from every row read, converted and sorted here: the fallback for keys that
+        SQLite does not keep as ascending integers (held in memory)."""
         grouped: dict[int | None, list[str]] = {}
         index = self.key_index
         for row in self.all_rows():
@@ -931,7 +947,7 @@ class SourceSide:
             )
         )
         found = {row[index]: md5_hex(self.render(row)) for row in rows}
-        if len(found) < hi - lo + 1:  # keys stored as text in SQLite are not in the range query
+        if not self.keys_stored_as_integers():  # SQLite's range query misses text keys
             for row in map(
                 self.converted, self.conn.execute(sqlite_select(self.pair, order=False))
             ):
@@ -961,10 +977,22 @@ class SourceSide:
         self.seconds += time.monotonic() - started
         return located
 
+    def keys_stored_as_integers(self) -> bool:
+        """Whether SQLite holds every key as an integer (then its range queries find them all).
+
+        source.keys_stored_as_integers()   # True
+        """
+        key, table = sqlite_ident(self.pair.key), sqlite_ident(self.pair.name)
+        query = f"SELECT 1 FROM {table} WHERE typeof({key}) <> 'integer' LIMIT 1"
+        return self.conn.execute(query).fetchone() is None
+
     def count(self) -> int:
-        return self.conn.execute(f"SELECT count(*) FROM {sqlite_ident(self.pair.name)}").fetchone()[
-            0
-        ]
+        """The SQLite table's row count.
+
+        source.count()   # 95
+        """
+        table = sqlite_ident(self.pair.name)
+        return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     def chunk_ids(self) -> set[int | None]:
         """The chunks of the converted keys (a pass over the key column only)."""
