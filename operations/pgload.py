@@ -273,9 +273,9 @@ def copy(
             )
             return
         state = (plan.get("checkpoint") or {}).get("state", "none")
-        start = "resume the copy" if state == "in_progress" else "copy"
+        start = "resume the copy of" if state == "in_progress" else "copy"
         host.log(
-            f"Will {start} of {source} (through a snapshot) into {target}: "
+            f"Will {start} {source} (through a snapshot) into {target}: "
             + "; ".join(describe_table(t, batch_size) for t in plan["tables"])
             + describe_deferred(plan.get("deferred") or [])
             + "; then sequences set past the data"

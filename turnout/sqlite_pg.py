@@ -14,6 +14,7 @@ from typing import Any
 
 from turnout.database import Database
 from turnout.guard import refuse_destructive
+from turnout.hostside.pgload import SNAPSHOT_NAME
 from turnout.preflight import PreflightError
 from turnout.settings import Settings, load_settings
 
@@ -75,7 +76,7 @@ def state_paths(settings: Settings) -> dict[str, str]:
         "state_dir": state_dir,
         "checkpoint": settings.checkpoint or f"{state_dir}/checkpoint.json",
         "progress": f"{state_dir}/progress.json",
-        "snapshot": f"{state_dir}/snapshot.sqlite3",
+        "snapshot": f"{state_dir}/{SNAPSHOT_NAME}",
     }
 
 

@@ -178,8 +178,9 @@ def test_final_commands_stay_short_after_su_and_sudo(wrapping: dict) -> None:
         final = make_unix_command(command, **wrapping).get_raw_value()
         assert len(final.encode()) < 16 * 1024, len(final)
         assert "PGDMP" not in final and "def main" not in final
-    # On stdin, once per run: about 100 KB zipped with every runbook's host-side code.
-    assert len(program_payload()) < 192 * 1024
+    # On stdin, once per run: about 220 KB base64 with every runbook's host-side code (the
+    # SQLite → PostgreSQL copy, verification and converters are a third of it).
+    assert len(program_payload()) < 320 * 1024
 
 
 def test_ship_command_places_the_program_once_content_addressed(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_status_lines_show_progress_done_tables_and_absent_counters() -> None:
 def test_the_state_outlives_the_run_and_checkpoint_can_be_named() -> None:
     default = state_paths(Settings(evidence_root="/e"))
     assert default["checkpoint"] == "/e/state/sqlite_to_pg/checkpoint.json"
-    assert default["snapshot"] == "/e/state/sqlite_to_pg/snapshot.sqlite3"
+    assert default["snapshot"] == "/e/state/sqlite_to_pg/sqlite_copy.snapshot.sqlite3"
     named = state_paths(Settings(evidence_root="/e", checkpoint="/srv/app/data/cp.json"))
     assert named["checkpoint"] == "/srv/app/data/cp.json"
 
