@@ -155,3 +155,10 @@ def test_progress_file_of_a_dead_process_is_not_running(tmp_path: Path) -> None:
     assert pgload.progress_file(str(path)) is None
     path.write_text(json.dumps({"running": False, "pid": os.getpid()}))
     assert pgload.progress_file(str(path)) is None
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    result = doctest.testmod(pgload, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 10

@@ -210,13 +210,21 @@ def snapshot_source(live: str, state_dir: str) -> str:
 
 def file_identity(path: str) -> dict:
     """Path, size, mtime and inode of a file (informative in the fingerprint: a snapshot is a
-    new file each time, so these are never compared)."""
+    new file each time, so these are never compared).
+
+    >>> file_identity("/srv/app/data/app.db")  # doctest: +SKIP
+    {'path': '/srv/app/data/app.db', 'size': 4096, 'mtime': 1764000000, 'inode': 1312}
+    """
     info = os.stat(path)
     return {"path": path, "size": info.st_size, "mtime": int(info.st_mtime), "inode": info.st_ino}
 
 
 def schema_digest(conn: sqlite3.Connection) -> str:
-    """sha256 of the file's schema: every ``sqlite_master`` entry's type, name and SQL."""
+    """sha256 of the file's schema: every ``sqlite_master`` entry's type, name and SQL.
+
+    >>> schema_digest(sqlite3.connect(":memory:"))[:12]
+    '4f53cda18c2b'
+    """
     rows = conn.execute(
         "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
     ).fetchall()
@@ -224,7 +232,11 @@ def schema_digest(conn: sqlite3.Connection) -> str:
 
 
 def has_rowid(conn: sqlite3.Connection, table: str) -> bool:
-    """Whether ``table`` has a rowid (not ``WITHOUT ROWID``)."""
+    """Whether ``table`` has a rowid (not ``WITHOUT ROWID``).
+
+    >>> has_rowid(sqlite3.connect(":memory:"), "sqlite_master")
+    True
+    """
     try:
         conn.execute(f"SELECT rowid FROM {quote_ident(table)} LIMIT 0")
     except sqlite3.OperationalError:
@@ -233,7 +245,11 @@ def has_rowid(conn: sqlite3.Connection, table: str) -> bool:
 
 
 def order_sql(conn: sqlite3.Connection, pair: TablePair) -> str:
-    """The ORDER BY of a table's rows: its integer key, else rowid, else every column."""
+    """The ORDER BY of a table's rows: its integer key, else rowid, else every column.
+
+    >>> order_sql(conn, TablePair("users", "public", "id", ()))  # doctest: +SKIP
+    '"id"'
+    """
     if pair.key:
         return quote_ident(pair.key)
     if has_rowid(conn, pair.name):
@@ -325,7 +341,11 @@ def fingerprint_changes(stored: dict, current: dict) -> list[str]:
 
 
 def mismatch_message(changed: list[str], against: str = "the copy's checkpoint") -> str:
-    """The refusal of a resume whose source changed since the checkpoint."""
+    """The refusal of a resume whose source changed since the checkpoint.
+
+    >>> mismatch_message(["users"]).split(": ")[0]
+    "the SQLite source differs from the copy's checkpoint (table users changed)"
+    """
     tables = [name for name in changed if name != "schema"]
     what = []
     if "schema" in changed:
@@ -342,7 +362,11 @@ def mismatch_message(changed: list[str], against: str = "the copy's checkpoint")
 
 
 def target_table(pair: TablePair):  # noqa: ANN201 - psycopg is imported lazily
-    """The target table of a pair as an SQL identifier."""
+    """The target table of a pair as an SQL identifier.
+
+    >>> target_table(TablePair("PlayCount", "public", "id", ()))
+    Identifier('public', 'PlayCount')
+    """
     from psycopg import sql
 
     return sql.Identifier(pair.schema, pair.name)
@@ -386,7 +410,11 @@ def target_count(pg_conn, pair: TablePair) -> int:  # noqa: ANN001
 
 def read_state(pg_conn) -> dict | None:  # noqa: ANN001
     """The copy's checkpoint in the target: ``source`` row, ``progress`` by table and the
-    ``deferred`` definitions; None when there is none."""
+    ``deferred`` definitions; None when there is none.
+
+    >>> read_state(pg_conn)["progress"]["users"]["last_key"]  # doctest: +SKIP
+    1000
+    """
     exists = pg_conn.execute("SELECT to_regclass('turnout_copy.source') IS NOT NULL").fetchone()
     if not exists[0]:
         return None
@@ -447,7 +475,11 @@ def set_aside_definitions(pg_conn, pairs: Sequence[TablePair]) -> list[dict]:  #
     """The definitions the load can do without, in the order they are recreated: every index of
     the copied tables but the primary key (unique constraints as constraints, the others as
     ``pg_get_indexdef``), then every foreign key from or to a copied table
-    (``pg_get_constraintdef``). The unique precheck has proved the data before they go."""
+    (``pg_get_constraintdef``). The unique precheck has proved the data before they go.
+
+    >>> [d["name"] for d in set_aside_definitions(pg_conn, pairs)]  # doctest: +SKIP
+    ['ix_meters_user_id', 'uq_users_email', 'fk_meters_user_id_users']
+    """
     from psycopg import sql
 
     oids = [table_oid(pg_conn, pair) for pair in pairs]
@@ -526,7 +558,10 @@ def start_state(
     snapshot: str | None,
 ) -> None:
     """Create ``turnout_copy`` with the source row, one progress row per table and (with
-    ``set_aside``) the recorded definitions, dropping those, all in one transaction."""
+    ``set_aside``) the recorded definitions, dropping those, all in one transaction.
+
+    >>> start_state(pg_conn, fingerprint, settings, pairs, snapshot)  # doctest: +SKIP
+    """
     from psycopg.types.json import Jsonb
 
     with pg_conn.transaction():
@@ -567,7 +602,11 @@ def recreate_failure(item: dict, error: Exception) -> str:
 
 def recreate_deferred(pg_conn, main_pid: int) -> list[dict]:  # noqa: ANN001
     """Recreate each set-aside definition not restored yet, each in its own transaction that
-    also marks it restored (a crash leaves the rest for the resume); all of them, as answered."""
+    also marks it restored (a crash leaves the rest for the resume); all of them, as answered.
+
+    >>> recreate_deferred(pg_conn, os.getpid())  # doctest: +SKIP
+    [{'name': 'ix_meters_user_id', 'table': 'meters', 'kind': 'index', 'restored': True}]
+    """
     import psycopg
     from psycopg import sql
 
@@ -603,7 +642,11 @@ def owned_sequences(pg_conn, pair: TablePair) -> list[tuple[str, str, int]]:  # 
 
 def set_sequences(pg_conn, pairs: Sequence[TablePair], main_pid: int) -> list[dict]:  # noqa: ANN001
     """Set every sequence owned by a copied table past its column's data (RELIABILITY 12): the
-    next value is max + 1, or the start value for an empty table."""
+    next value is max + 1, or the start value for an empty table.
+
+    >>> set_sequences(pg_conn, pairs, os.getpid())  # doctest: +SKIP
+    [{'table': 'users', 'column': 'id', 'sequence': 'users_id_seq', 'next': 1001}]
+    """
     from psycopg import sql
 
     done = []
@@ -635,7 +678,10 @@ def set_sequences(pg_conn, pairs: Sequence[TablePair], main_pid: int) -> list[di
 
 def copy_fault(point: str, main_pid: int) -> None:
     """``swap.fault`` for the copy: a worker process named by ``TURNOUT_FAULT_AT`` kills the
-    action's main process first, so the whole action dies as one kill -9 would."""
+    action's main process first, so the whole action dies as one kill -9 would.
+
+    >>> copy_fault("copy:mid-batch", os.getpid())  # TURNOUT_FAULT_AT unset: nothing
+    """
     if os.environ.get(FAULT_ENV) == point and os.getpid() != main_pid:
         try:
             os.kill(main_pid, signal.SIGKILL)
@@ -675,7 +721,11 @@ class TableLoad:
 
 def converted_rows(load: TableLoad, rows: list, key_of: int | None) -> list[tuple]:
     """The batch's rows converted; a ``BadValue`` becomes one line naming table, key and column
-    and the way forward."""
+    and the way forward.
+
+    >>> converted_rows(load, [(1, 'a@example.test', 'yes')], 0)  # doctest: +SKIP
+    [(1, 'a@example.test', True)]
+    """
     out = []
     for number, row in enumerate(rows):
         try:
@@ -773,7 +823,10 @@ def commit_batch(
 ) -> None:
     """Commit one batch, binary when the table allows it; a value psycopg cannot dump in the
     binary format sends this batch and the rest of the table as text (the server parses it as an
-    INSERT would). A value the server refuses fails with one line naming the key range."""
+    INSERT would). A value the server refuses fails with one line naming the key range.
+
+    >>> commit_batch(load, rows, 1000, 2000, 1.5)  # doctest: +SKIP
+    """
     import psycopg
 
     try:
@@ -794,7 +847,11 @@ def commit_batch(
 
 def source_batches(conn: sqlite3.Connection, load: TableLoad) -> Iterator[list]:
     """The snapshot's rows of a keyed table, ``batch_size`` at a time from the last key on
-    (key-ordered range queries: memory stays flat whatever the table's size)."""
+    (key-ordered range queries: memory stays flat whatever the table's size).
+
+    >>> next(source_batches(conn, load))[:1]  # doctest: +SKIP
+    [(1, 'a@example.test', 1)]
+    """
     pair = load.job.pair
     columns = ", ".join(quote_ident(column.name) for column in pair.columns)
     key = quote_ident(pair.key)
@@ -819,7 +876,10 @@ def source_batches(conn: sqlite3.Connection, load: TableLoad) -> Iterator[list]:
 
 
 def load_keyed(conn: sqlite3.Connection, load: TableLoad) -> None:
-    """Copy a table with an integer key in batches, each committed with its progress row."""
+    """Copy a table with an integer key in batches, each committed with its progress row.
+
+    >>> load_keyed(open_source(snapshot, immutable=True), load)  # doctest: +SKIP
+    """
     pair = load.job.pair
     key_of = [column.name for column in pair.columns].index(pair.key)
     started, low = time.monotonic(), load.job.last_key
@@ -845,7 +905,10 @@ def load_keyed(conn: sqlite3.Connection, load: TableLoad) -> None:
 
 def load_whole(conn: sqlite3.Connection, load: TableLoad) -> None:
     """Copy a table without an integer key in one transaction: delete all, COPY every row
-    (streamed), progress row done."""
+    (streamed), progress row done.
+
+    >>> load_whole(open_source(snapshot, immutable=True), load)  # doctest: +SKIP
+    """
     pair = load.job.pair
     columns = ", ".join(quote_ident(column.name) for column in pair.columns)
     started = time.monotonic()
@@ -876,7 +939,8 @@ def load_table(job: LoadJob) -> dict:
     """Load one table from the snapshot on its own connections; its answer row. Runs in a
     worker thread or forked process.
 
-    >>> job = LoadJob(pair, settings, "/s/snap.sqlite3", os.getpid(), None, 0, 0, 0.0)
+    >>> snapshot = "/var/lib/turnout/state/sqlite_copy.snapshot.sqlite3"
+    >>> job = LoadJob(pair, settings, snapshot, os.getpid(), None, 0, 0, 0.0)  # doctest: +SKIP
     >>> load_table(job)  # doctest: +SKIP
     {'name': 'users', 'rows': 1000, 'batches': 1, 'seconds': 0.05, ...}
     """
@@ -980,7 +1044,11 @@ def run_forked(
 
 def run_processes(jobs: list[LoadJob], width: int) -> list[dict]:
     """Each table loaded in its own forked process, ``width`` at a time; the answer rows in job
-    order."""
+    order.
+
+    >>> [row['rows'] for row in run_processes(jobs, 2)]  # doctest: +SKIP
+    [1000, 250]
+    """
     what = [f"copying {job.pair.name} (rerun to resume)" for job in jobs]
     return run_forked(load_table, jobs, width, what)
 
@@ -992,7 +1060,11 @@ STOP_THREADS = threading.Event()
 
 def run_threads(jobs: list[LoadJob], width: int) -> list[dict]:
     """Each job on a worker thread, ``width`` at a time (one: in this thread); the answer rows in
-    job order."""
+    job order.
+
+    >>> [row['rows'] for row in run_threads(jobs, 1)]  # doctest: +SKIP
+    [1000, 250]
+    """
     if width == 1:
         return [load_table(job) for job in jobs]
     pool = ThreadPoolExecutor(max_workers=width)
@@ -1009,7 +1081,11 @@ def run_threads(jobs: list[LoadJob], width: int) -> list[dict]:
 
 
 def read_local_checkpoint(path: str | None) -> tuple[str, dict | None]:
-    """The local JSON cache and its state: ``missing``, ``corrupt`` or ``ok`` (its content)."""
+    """The local JSON cache and its state: ``missing``, ``corrupt`` or ``ok`` (its content).
+
+    >>> read_local_checkpoint(None)
+    ('missing', None)
+    """
     if not path or not os.path.exists(path):
         return "missing", None
     try:
@@ -1023,7 +1099,11 @@ def read_local_checkpoint(path: str | None) -> tuple[str, dict | None]:
 
 
 def local_state(path: str | None, state: dict | None) -> str:
-    """``ok``, ``missing``, ``corrupt`` or ``stale`` (it disagrees with the target's truth)."""
+    """``ok``, ``missing``, ``corrupt`` or ``stale`` (it disagrees with the target's truth).
+
+    >>> local_state(None, None)
+    'missing'
+    """
     status, data = read_local_checkpoint(path)
     if status != "ok":
         return status
@@ -1044,7 +1124,10 @@ def update_local_checkpoint(
     path: str | None, table: str | None, entry: dict | None, whole: dict | None = None
 ) -> None:
     """Merge one table's entry (or replace everything with ``whole``) into the local cache,
-    under an flock (workers write it at once), atomically."""
+    under an flock (workers write it at once), atomically.
+
+    >>> update_local_checkpoint(None, "users", {"last_key": 5})  # no path: nothing
+    """
     if not path:
         return
     with open(f"{path}.lock", "a") as lock:
@@ -1077,7 +1160,11 @@ def write_cache(path: str, data: dict) -> None:
 
 
 def local_snapshot(state: dict) -> dict:
-    """The local cache's content for a state read from the target."""
+    """The local cache's content for a state read from the target.
+
+    >>> local_snapshot(read_state(pg_conn))['tables']  # doctest: +SKIP
+    {'users': {'last_key': 1000, 'rows': 1000, 'done': True}}
+    """
     return {
         "format": 1,
         "note": "a cache of the target's turnout_copy tables, which are the truth",
@@ -1189,7 +1276,10 @@ class ProgressWatch:
 
 
 def take_copy_lock(pg_conn) -> None:  # noqa: ANN001
-    """One copy into a database at a time (a session advisory lock on the control connection)."""
+    """One copy into a database at a time (a session advisory lock on the control connection).
+
+    >>> take_copy_lock(pg_conn)  # doctest: +SKIP
+    """
     got = pg_conn.execute("SELECT pg_try_advisory_lock(hashtext('turnout_copy'))").fetchone()[0]
     if not got:
         raise HostsideError(
@@ -1198,14 +1288,21 @@ def take_copy_lock(pg_conn) -> None:  # noqa: ANN001
 
 
 def refuse_filled_tables(pg_conn, pairs: Sequence[TablePair]) -> None:  # noqa: ANN001
-    """RELIABILITY 19: a target table holding rows with no checkpoint is not ours to overwrite."""
+    """RELIABILITY 19: a target table holding rows with no checkpoint is not ours to overwrite.
+
+    >>> refuse_filled_tables(pg_conn, pairs)  # doctest: +SKIP
+    """
     filled = [pair.name for pair in pairs if target_has_rows(pg_conn, pair)]
     if filled:
         raise HostsideError(refusal_for(filled))
 
 
 def refusal_for(filled: list[str]) -> str:
-    """The refusal line for target tables holding rows without a checkpoint."""
+    """The refusal line for target tables holding rows without a checkpoint.
+
+    >>> refusal_for(["tags"])[:40]
+    'target table tags already holds rows and'
+    """
     return (
         f"target table{'s' if len(filled) > 1 else ''} {', '.join(filled)} already "
         f"hold{'' if len(filled) > 1 else 's'} rows and there is no copy checkpoint: not "
@@ -1223,7 +1320,7 @@ def unique_precheck(
     """The unique-conflict groups the converted data would cause (``sqlite_unique``), checked in
     a transaction rolled back (its temporary tables go with it).
 
-    >>> source = open_source("/srv/app/data/app.db")
+    >>> source = open_source("/srv/app/data/app.db")  # doctest: +SKIP
     >>> unique_precheck(source, pg_conn, pairs, False)  # doctest: +SKIP
     []
     """
@@ -1232,7 +1329,11 @@ def unique_precheck(
 
 
 def conflict_message(conflicts: list[dict]) -> str:
-    """One line naming the first conflicting constraint."""
+    """One line naming the first conflicting constraint.
+
+    >>> conflict_message([{"name": "uq_users_email", "table": "public.users"}])[:60]
+    'the SQLite data would break unique constraint uq_users_email'
+    """
     first = conflicts[0]
     name = first.get("name") or first.get("constraint") or first.get("index") or "?"
     table = first.get("table") or "?"
@@ -1244,18 +1345,29 @@ def conflict_message(conflicts: list[dict]) -> str:
 
 
 def write_report(settings: CopySettings, report: dict) -> None:
-    """The report in evidence, when asked for."""
+    """The report in evidence, when asked for.
+
+    >>> write_report(CopySettings.of({'sqlite_path': '/d/a.db', 'dsn_env': 'PG'}), {})
+    """
     if settings.report_path:
         write_json_atomically(settings.report_path, report)
 
 
 def totals_of(fingerprint: dict) -> dict[str, int]:
-    """Source rows per table, from a fingerprint."""
+    """Source rows per table, from a fingerprint.
+
+    >>> totals_of({"tables": {"users": {"rows": 3}}})
+    {'users': 3}
+    """
     return {name: entry["rows"] for name, entry in fingerprint.get("tables", {}).items()}
 
 
 def complete_answer(state: dict, snapshot: str | None) -> dict:
-    """The answer of a rerun of a complete copy with an unchanged source."""
+    """The answer of a rerun of a complete copy with an unchanged source.
+
+    >>> complete_answer(state, None)['changed']  # doctest: +SKIP
+    False
+    """
     report = state.get("report") or {}
     return {
         "changed": False,
@@ -1287,7 +1399,11 @@ def timed(phases: dict, name: str) -> Iterator[None]:
 
 def rerun_of_complete(settings: CopySettings, pg_conn, state: dict, local: str) -> dict:  # noqa: ANN001
     """A complete copy run again: nothing to do when the live file's fingerprint still matches
-    (the local cache rewritten when it is not ``ok``), refused when the source changed since."""
+    (the local cache rewritten when it is not ``ok``), refused when the source changed since.
+
+    >>> rerun_of_complete(settings, pg_conn, state, 'ok')['changed']  # doctest: +SKIP
+    False
+    """
     live = open_source(settings.sqlite_path)
     try:
         pairs = table_pairs(live, pg_conn, state["tables"])
@@ -1311,7 +1427,10 @@ def prepare_copy(
     """Snapshot the live file and fingerprint the snapshot; a resume checks the fingerprint
     against the stored one, a fresh start refuses filled target tables, runs the unique
     precheck and creates the checkpoint (setting aside indexes and keys). Answers the snapshot's
-    path, the pairs and the fingerprint."""
+    path, the pairs and the fingerprint.
+
+    >>> snapshot, pairs, fingerprint = prepare_copy(settings, pg_conn, None, {})  # doctest: +SKIP
+    """
     with timed(phases, "snapshot"):
         snapshot = snapshot_source(settings.sqlite_path, settings.state_dir)
     source = open_source(snapshot, immutable=True)
@@ -1341,7 +1460,11 @@ def prepare_copy(
 def load_jobs(
     settings: CopySettings, state: dict, pairs: list[TablePair], snapshot: str, main_pid: int
 ) -> list[LoadJob]:
-    """One job per table not done yet, starting after its checkpoint's last key."""
+    """One job per table not done yet, starting after its checkpoint's last key.
+
+    >>> [job.pair.name for job in load_jobs(settings, state, pairs, snapshot, 1)]  # doctest: +SKIP
+    ['users', 'meters']
+    """
     jobs = []
     for pair in pairs:
         progress = state["progress"][pair.name]
@@ -1364,7 +1487,10 @@ def load_jobs(
 
 
 def mark_complete(pg_conn, report: dict) -> None:  # noqa: ANN001
-    """Record the copy complete, with its report, in the target."""
+    """Record the copy complete, with its report, in the target.
+
+    >>> mark_complete(pg_conn, {'tables': []})  # doctest: +SKIP
+    """
     from psycopg.types.json import Jsonb
 
     pg_conn.execute(
@@ -1439,7 +1565,11 @@ def action_sqlite_copy(params: dict) -> dict:
 
 def table_rows(state: dict, pairs: Sequence[TablePair], loaded: list[dict]) -> list[dict]:
     """The answer's table rows: this run's measurements, or the checkpoint's for tables done
-    by an earlier run."""
+    by an earlier run.
+
+    >>> table_rows(state, pairs, [])[0]['name']  # doctest: +SKIP
+    'users'
+    """
     by_name = {row["name"]: row for row in loaded}
     rows = []
     for pair in pairs:
@@ -1523,7 +1653,11 @@ def action_sqlite_copy_plan(params: dict) -> dict:
 
 
 def outside_references(pg_conn, pairs: Sequence[TablePair]) -> list[str]:  # noqa: ANN001
-    """Foreign keys from tables outside the set to tables in it (TRUNCATE would need CASCADE)."""
+    """Foreign keys from tables outside the set to tables in it (TRUNCATE would need CASCADE).
+
+    >>> outside_references(pg_conn, pairs)  # doctest: +SKIP
+    ['fk_reports_user_id on reports']
+    """
     oids = [table_oid(pg_conn, pair) for pair in pairs]
     rows = pg_conn.execute(
         "SELECT c.conname::text || ' on ' || c.conrelid::regclass::text FROM pg_constraint c "
@@ -1593,7 +1727,11 @@ def action_sqlite_copy_reset(params: dict) -> dict:
 
 
 def progress_file(path: str | None) -> dict | None:
-    """The running copy's progress file, when it exists, parses and its process lives."""
+    """The running copy's progress file, when it exists, parses and its process lives.
+
+    >>> progress_file(None) is None
+    True
+    """
     if not path:
         return None
     try:
@@ -1611,7 +1749,11 @@ def progress_file(path: str | None) -> dict | None:
 
 
 def table_count_or_none(pg_conn, name: str) -> int | None:  # noqa: ANN001
-    """A target table's row count, None when it does not exist (found through the search path)."""
+    """A target table's row count, None when it does not exist (found through the search path).
+
+    >>> table_count_or_none(pg_conn, "db_compare_log")  # doctest: +SKIP
+    12
+    """
     from psycopg import sql
 
     if (
