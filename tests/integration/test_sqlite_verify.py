@@ -104,7 +104,7 @@ def vdb(stack: dict):
     shutil.rmtree(ROOT, ignore_errors=True)
 
 
-def load_target(vdb: dict) -> None:
+def load_target(vdb: dict, lossy: bool = False) -> None:
     """Empty the target's tables and load them with the converters' values, by COPY (the way
     the copy loads them; the real copier is not what this module tests)."""
     conn = vdb["conn"]
@@ -114,7 +114,7 @@ def load_target(vdb: dict) -> None:
             table = sql.Identifier(pair.schema, pair.name)
             names = [column.name for column in pair.columns]
             conn.execute(sql.SQL("TRUNCATE {}").format(table))
-            convert = RowConverter(pair.columns)
+            convert = RowConverter(pair.columns, lossy=lossy)
             select = pgverify.sqlite_select(pair)
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
                 table, sql.SQL(", ").join(map(sql.Identifier, names))
@@ -502,6 +502,26 @@ def test_a_source_value_that_does_not_convert_stops_with_key_and_column(vdb: dic
         "not a timestamp); verify with the copy's lossy setting"
     ) in result.stderr
     assert "tuesday" not in result.stderr
+
+
+def test_lossy_verifies_as_the_lossy_copy_converted_and_counts(vdb: dict) -> None:
+    lossy_file = ROOT / "lossy.db"
+    shutil.copy(vdb["source"], lossy_file)
+    with sqlite3.connect(lossy_file) as lite:
+        lite.execute("UPDATE users SET email = ? WHERE id = 5", ("x" * 300 + "@example.test",))
+    lite.close()
+    lossy_vdb = {**vdb, "source": str(lossy_file)}
+    load_target(lossy_vdb, lossy=True)
+    result, out, _ = verify(lossy_vdb, tables=["users"], lossy=True)
+    assert result.returncode == 0, result.stderr
+    assert table(out, "users")["lossy_conversions"] == [
+        {"column": "email", "reason": "longer than 255 characters", "count": 1}
+    ]
+    result, _, _ = verify(lossy_vdb, tables=["users"])
+    assert result.returncode == 1
+    assert "users: the row with key 5 does not convert (column email: longer than 255" in (
+        result.stderr
+    )
 
 
 def test_bad_settings_and_a_missing_file_are_one_line(vdb: dict) -> None:

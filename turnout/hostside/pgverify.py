@@ -1327,6 +1327,10 @@ def verify_table(pair: TablePair, sqlite_conn: sqlite3.Connection, pg_conn, sett
         "target": pg_display(pair.schema, pair.name),
         "matched": not result["differences"] and result["source_rows"] == result["target_rows"],
         **result,
+        "lossy_conversions": [
+            {"column": column, "reason": reason, "count": count}
+            for (column, reason), count in sorted(source.convert.lossy_counts.items())
+        ],
         "rows_missing": totals["missing"],
         "rows_extra": totals["extra"],
         "rows_different": totals["different"],
