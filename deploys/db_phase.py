@@ -37,11 +37,12 @@ keeps the file, unwritten, for the weeks the seed keeps it). With a pinned
 ``evidence_timestamp`` a rerun changes nothing.
 """
 
+from pyinfra.facts.files import File
+
 from turnout import phases
 from turnout.cutover import compose_where
 from turnout.database import Database
 from turnout.facts.envphase import EnvPhasePlan
-from turnout.facts.evidence import EvidenceDirectory
 from turnout.facts.postgres import Constraints, PostgresServer
 from turnout.memo import observe
 from turnout.operations import envphase, evidence, http
@@ -69,10 +70,7 @@ if phases.uses_postgres(phase):
         f"check {pg} in {env_file} (setting pg_dsn_env names it) and that the server answers",
     )
 if phase == "rollback" and settings.sqlite_path:
-    found = require(
-        observe(EvidenceDirectory, path=settings.sqlite_path), f"look for {settings.sqlite_path}"
-    )["paths"].get(settings.sqlite_path)
-    if not found or found["type"] != "file":
+    if not observe(File, path=settings.sqlite_path):
         raise PreflightError(
             f"sqlite_path {settings.sqlite_path} is not a file on the host: the app would start "
             f"on an empty database; fix sqlite_path (the host path of {settings.sqlite_url}); "
