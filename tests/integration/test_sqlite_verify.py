@@ -524,6 +524,18 @@ def test_lossy_verifies_as_the_lossy_copy_converted_and_counts(vdb: dict) -> Non
     )
 
 
+def test_progress_lines_and_the_copy_it_verified(vdb: dict) -> None:
+    load_target(vdb)
+    copy_report = ROOT / "copy.json"
+    copy_report.write_text(json.dumps({"finished": "2026-11-25T06:00:00Z", "tables": []}))
+    result, _, report = verify(vdb, progress_interval_s=0.001, copy_report=str(copy_report))
+    assert result.returncode == 0, result.stderr
+    assert report["matched"] and report["copy_finished"] == "2026-11-25T06:00:00Z"
+    lines = [line for line in result.stderr.splitlines() if "source rows hashed" in line]
+    assert lines and lines[0].startswith("turnout: sqlite_verify: ")
+    assert "of 3 tables)" in lines[0]
+
+
 def test_bad_settings_and_a_missing_file_are_one_line(vdb: dict) -> None:
     result, _, report = verify(vdb, sample=1.5)
     assert result.returncode == 1 and report is None
