@@ -254,12 +254,16 @@ def test_the_source_side_hashes_chunks_in_key_order(tmp_path: Path) -> None:
 
 
 def test_keys_stored_as_text_fall_back_to_sorting_in_memory(tmp_path: Path) -> None:
-    # an INT (not INTEGER) key is no rowid alias: SQLite keeps ' 12' as text and sorts it last
+    # a key column without a type keeps '3' and ' 12' as text, which SQLite sorts after 20
     rows = [(5, "a", None), (" 12", "b", None), ("3", "c", None), (20, "d", None)]
-    source = side(make_file(tmp_path, rows, key_type="INT"), 10)
+    source = side(make_file(tmp_path, rows, key_type=""), 10)
+    assert not source.keys_stored_as_integers()
+    with pytest.raises(pgverify.Unordered):
+        source.ordered_chunks(pgverify.sqlite_select(PAIR))
     assert source.chunks(None) == expected_chunks(rows, 10)
     assert source.chunks([1]) == {1: expected_chunks(rows, 10)[1]}
     assert source.row_hashes(10, 19).keys() == {12}
+    assert source.row_hashes(0, 9).keys() == {3, 5}
 
 
 def test_a_value_that_does_not_convert_is_named_without_its_value(tmp_path: Path) -> None:

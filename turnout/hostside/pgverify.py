@@ -909,6 +909,8 @@ class SourceSide:
         try:
             if sampled is None:
                 return self.ordered_chunks(sqlite_select(self.pair))
+            if not self.keys_stored_as_integers():  # range queries would miss the text keys
+                raise Unordered
             result = {}
             key = sqlite_ident(self.pair.key)
             for chunk in sampled:
