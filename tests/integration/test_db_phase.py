@@ -13,11 +13,13 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+import redis
 from conftest import (
     STACK_DIR,
     ArgvWatcher,
@@ -82,6 +84,15 @@ def token(host: dict) -> str:
 def pg_rows(url: str, sql: str) -> list[tuple]:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
         return conn.execute(sql).fetchall()
+
+
+def pg_value(phased: dict, meter_id: int) -> float:
+    return pg_rows(phased["pg_url"], f"SELECT value FROM meters WHERE id = {meter_id}")[0][0]
+
+
+def sqlite_value(phased: dict, meter_id: int) -> float:
+    with sqlite3.connect(phased["file"]) as conn:
+        return conn.execute("SELECT value FROM meters WHERE id = ?", (meter_id,)).fetchone()[0]
 
 
 def assert_no_secret(texts: list[str], secrets: list[str], where: str) -> None:
@@ -249,6 +260,18 @@ def test_dual_writes_reach_both_and_failures_are_recorded(
     )
     assert failures == [("meters", str(refused.json()["id"]), "insert",
                          "IntegrityError: planted failure")]
+    # The worker's writes too: a queued job updates the primary and is replayed on the secondary.
+    before = (pg_value(phased, 3), sqlite_value(phased, 3))
+    queue = redis.Redis.from_url(read_env_file(phased["env_file"])["REDIS_URL"])
+    queue.rpush("refapp:jobs", json.dumps({"kind": "meter.add", "meter_id": 3, "delta": 1.5}))
+    queue.close()
+    deadline = time.monotonic() + 60
+    while (pg_value(phased, 3), sqlite_value(phased, 3)) == before:
+        assert time.monotonic() < deadline, "the worker did not take the job"
+        time.sleep(0.5)
+    while sqlite_value(phased, 3) == before[1] and time.monotonic() < deadline:
+        time.sleep(0.2)  # the replay follows the primary's commit
+    assert (pg_value(phased, 3), sqlite_value(phased, 3)) == (before[0] + 1.5, before[1] + 1.5)
     gone = httpx.delete(f"{meters}/{meter_id}", headers=auth, timeout=10)
     assert gone.status_code == 204
     with sqlite3.connect(phased["file"]) as conn:

@@ -221,3 +221,15 @@ def test_the_programs_answer_keeps_the_diff_whole(tmp_path: Path, capsys) -> Non
     ]
     assert "secret'" not in answer["diff"] and "pw one" not in answer["diff"]
     assert "tok-3n" not in answer["diff"]
+
+
+def test_a_symlinked_env_file_stays_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real.env"
+    real.write_text("DB_WRITE_MODE=single\n")
+    link = tmp_path / ".env"
+    link.symlink_to(real)
+    envedit.action_env_rewrite(
+        {"env_file": str(link), "values": {"DB_WRITE_MODE": "dual"},
+         "backup_path": str(tmp_path / "backup")}
+    )
+    assert link.is_symlink() and real.read_text() == "DB_WRITE_MODE=dual\n"

@@ -496,7 +496,7 @@ def action_env_rewrite(params: dict) -> dict:
         return {**public(answer), "backup": None}
     _, info = read_text(path)
     backup = keep_backup(params["backup_path"], answer["_old"])
-    write_atomically(path, answer["_new"], info)
+    write_atomically(os.path.realpath(path), answer["_new"], info)  # a symlink stays one
     reread, _ = read_text(path)
     if reread != answer["_new"]:
         raise HostsideError(f"{path} changed while it was rewritten; the old one is in {backup}")
