@@ -90,7 +90,8 @@ def vdb(stack: dict):
             "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)", map(user_row, range(1, USERS + 1))
         )
         lite.executemany(
-            'INSERT INTO "Odd Table" VALUES (?, ?)', [(i, f"odd {i}") for i in range(1, 31)]
+            'INSERT INTO "Odd Table" VALUES (?, ?)',
+            [(i, f"odd {i}") for i in [-15, *range(0, 31)]],  # keys -15 and 0..30: 5 chunks
         )
         lite.executemany("INSERT INTO tags VALUES (?, ?)", [(i % 7, f"tag{i}") for i in range(40)])
     lite.close()
@@ -323,7 +324,8 @@ def test_an_identical_copy_matches(vdb: dict) -> None:
     assert users["differences"] == [] and users["key"] == "id"
     assert users["rows_per_s_source"] > 0 and users["rows_per_s_target"] > 0
     odd = table(out, "Odd Table")
-    assert odd["target"] == 'public."Odd Table"' and odd["matched"] and odd["source_rows"] == 30
+    assert odd["target"] == 'public."Odd Table"' and odd["matched"] and odd["source_rows"] == 32
+    assert odd["chunks"] == 5  # -2 (key -15), 0, 1, 2, 3: the floor division agrees
     tags = table(out, "tags")
     assert tags["key"] is None and tags["method"] == "row hash multiset" and tags["matched"]
     assert "users: matched" in (ROOT / "verify.log").read_text()

@@ -266,6 +266,27 @@ def test_keys_stored_as_text_fall_back_to_sorting_in_memory(tmp_path: Path) -> N
     assert source.row_hashes(0, 9).keys() == {3, 5}
 
 
+def test_rows_of_a_table_without_a_key_are_located_by_rowid_or_position(tmp_path: Path) -> None:
+    path = tmp_path / "tags.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE tags (a INTEGER, b TEXT, PRIMARY KEY (a, b))")
+        conn.execute("CREATE TABLE pairs (a INTEGER, b TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID")
+        for table in ("tags", "pairs"):
+            conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(2, "x"), (1, "y")])
+    conn.close()
+    columns = (TargetColumn("a", "integer", False), TargetColumn("b", "text", False))
+    render = RowRenderer(columns)
+    for table, with_rowid, places in (("tags", True, [1, 2]), ("pairs", False, [1, 2])):
+        pair = TablePair(table, "public", None, columns)
+        source = SourceSide(open_snapshot(str(path)), pair, RowConverter(columns), render, 10)
+        assert pgverify.sqlite_has_rowid(source.conn, table) is with_rowid
+        located = source.located_hashes(with_rowid)
+        assert [place for place, _ in located] == places
+        assert sorted(digest for _, digest in located) == sorted(
+            pgverify.md5_hex(render(row)) for row in [(2, "x"), (1, "y")]
+        )
+
+
 def test_a_value_that_does_not_convert_is_named_without_its_value(tmp_path: Path) -> None:
     rows = [(1, "a", "2024-01-01"), (2, "b", "secret-ish garbage")]
     source = side(make_file(tmp_path, rows), 10)
