@@ -35,19 +35,23 @@ text, varchar  ``length(c) || ':' || c``                  ``f'{len(v)}:{v}'`` ('
 char(n)        the same on ``c::text`` (padding dropped)  the same on ``v.rstrip(' ')``
 uuid           ``c::text``                                ``str(uuid.UUID(v))``
 timestamptz    ``encode(timestamptz_send(c), 'hex')``:    µs since 2000-01-01 UTC, ``>q`` hex
-               µs since 2000-01-01 UTC, any TimeZone      (a naive value is taken as UTC);
-timestamp      ``encode(timestamp_send(c), 'hex')``       the column's precision rounds as PG does
+               µs since 2000-01-01 UTC, any TimeZone      (a naive value is taken as UTC)
+timestamp      ``encode(timestamp_send(c), 'hex')``       the same, wall clock; timestamp(p) and
+                                                          time(p) round as PostgreSQL does
 date           ``encode(date_send(c), 'hex')``            days since 2000-01-01, ``>i`` hex
 time           ``encode(time_send(c), 'hex')``            µs since midnight, ``>q`` hex
 json / jsonb   ``c::jsonb::text`` (jsonb's key order and  parsed, rendered as jsonb prints: keys by
-               number forms; whitespace gone)             byte length then bytes, ``, `` and
-                                                          ``: ``, numbers as numeric prints them
+               number forms; whitespace gone); a json     byte length then bytes, ``, `` and
+               text holding ``\\u0000`` (jsonb refuses  ``: ``, numbers as numeric prints them;
+               it) as written: ``R<length>:<text>``       ``\\u0000``: the same ``R`` form
 bytea          ``encode(c, 'hex')``                       ``v.hex()``
-other          the output function's text (``concat(c)``)  ``str(v)``, length-prefixed: best effort
-               length-prefixed                            (the text the input function was given)
+other          output function (``concat(c)``), length-   ``str(v)``, length-prefixed: best effort
+               prefixed                                   (the text the input function was given)
 =============  =========================================  =========================================
 
-The report names keys only, never values (they may be personal data).
+The report names keys only, never values (they may be personal data); per table it gives the
+counts, the chunks compared, the differences (key range; keys missing, extra, different: at most
+``max_keys`` named, all counted), the lossy conversions seen, and each side's rows/s.
 
     python -c 'from turnout.remote import hostside_command as c
     print(c("sqlite_verify", {"sqlite_path": "/srv/app/state/snapshot.db",
