@@ -14,6 +14,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -562,3 +563,115 @@ def test_no_password_in_answers_or_files(copyt: dict, stack_secrets: list[str]) 
     for secret in stack_secrets:
         for text in texts:
             assert secret not in text
+
+
+# Measurements (slow: pytest -m slow tests/integration/test_sqlite_copy.py -s) ------------------
+
+
+def copy_measured(copyt: dict, source: Path, env_file: Path, **params) -> dict:
+    """One copy of ``source`` into a fresh ``turnout_copyb`` (the web-app schema); the answer
+    with the wall time and the peak RSS of the largest process of the action's tree."""
+    sys_path = str(Path(__file__).resolve().parents[1] / "fixtures")
+    if sys_path not in sys.path:
+        sys.path.insert(0, sys_path)
+    import webapp_db
+
+    with superuser(copyt["stack"], "staging", "postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS turnout_copyb WITH (FORCE)")
+        conn.execute("CREATE DATABASE turnout_copyb OWNER app")
+    with psycopg.connect(copyt["url"].replace(f"/{DB}", "/turnout_copyb")) as conn:
+        webapp_db.load_target_schema(conn)
+    state = source.parent / "bench_state"
+    params = {
+        "sqlite_path": str(source),
+        "dsn_env": "COPYB_URL",
+        "env_file": str(env_file),
+        "state_dir": str(state),
+        "checkpoint": str(state / "checkpoint.json"),
+        **params,
+    }
+    (state / "checkpoint.json").unlink(missing_ok=True)
+    command = hostside_command("sqlite_copy", params, python=copyt["stack"]["python"])
+    started = time.monotonic()
+    result = subprocess.run(  # GNU time: the peak RSS of the largest process of the tree
+        ["/usr/bin/time", "-f", "%M", "sh", "-c", command.get_raw_value()],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    wall = time.monotonic() - started
+    answer = parse_hostside_output(result.stdout.splitlines())
+    assert answer["ok"], result.stderr
+    peak = int(result.stderr.strip().splitlines()[-1])
+    return {**answer, "wall_s": wall, "peak_rss_kb": peak}
+
+
+@pytest.mark.slow
+def test_copy_rates(copyt: dict, tmp_path: Path) -> None:
+    """Rows/s of the copy (the web-app database: audit_logs 200k rows of 500k) with 1000 and
+    10000 rows a batch, one and two jobs, processes and threads; printed, and each copy
+    complete."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+    import webapp_db
+
+    source = tmp_path / "web.sqlite3"
+    counts = webapp_db.generate(source, 500_000)
+    env_file = tmp_path / "bench.env"
+    env_file.write_text(f'COPYB_URL="{copyt["url"].replace(f"/{DB}", "/turnout_copyb")}"\n')
+    configs = [
+        (("users", "audit_logs"), 1000, 1, "process"),
+        (("users", "audit_logs"), 10000, 1, "process"),
+        (None, 1000, 1, "process"),
+        (None, 10000, 1, "process"),
+        (None, 1000, 2, "process"),
+        (None, 10000, 2, "process"),
+        (None, 1000, 2, "thread"),
+    ]
+    for tables, batch, jobs, workers in configs:
+        answer = copy_measured(
+            copyt,
+            source,
+            env_file,
+            tables=list(tables) if tables else None,
+            batch_size=batch,
+            jobs=jobs,
+            workers=workers,
+        )
+        rows = sum(t["rows"] for t in answer["tables"])
+        expected = sum(counts[t] for t in tables) if tables else sum(counts.values())
+        assert rows == expected
+        audit = next(t for t in answer["tables"] if t["name"] == "audit_logs")
+        print(
+            f"copy tables={'all' if not tables else '+'.join(tables)} batch={batch} jobs={jobs} "
+            f"{workers}: {rows / answer['wall_s']:,.0f} rows/s wall, "
+            f"{rows / answer['load_seconds']:,.0f} rows/s load, audit_logs "
+            f"{audit['rows_per_s']:,} rows/s; phases {answer['phases_s']}"
+        )
+    with superuser(copyt["stack"], "staging", "postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS turnout_copyb WITH (FORCE)")
+
+
+@pytest.mark.slow
+def test_copy_memory_flat(copyt: dict, tmp_path: Path) -> None:
+    """The copier's peak RSS at 100k and 1M rows (the web-app database): within 20 %."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+    import webapp_db
+
+    env_file = tmp_path / "bench.env"
+    env_file.write_text(f'COPYB_URL="{copyt["url"].replace(f"/{DB}", "/turnout_copyb")}"\n')
+    peaks = {}
+    for rows in (100_000, 1_000_000):
+        source = tmp_path / f"web{rows}.sqlite3"
+        webapp_db.generate(source, rows)
+        answer = copy_measured(copyt, source, env_file, batch_size=1000, jobs=2)
+        assert sum(t["rows"] for t in answer["tables"]) == rows
+        peaks[rows] = answer["peak_rss_kb"]
+        print(
+            f"copy {rows:,} rows: {rows / answer['wall_s']:,.0f} rows/s wall, "
+            f"{rows / answer['load_seconds']:,.0f} rows/s load, peak RSS {peaks[rows]:,} KiB; "
+            f"phases {answer['phases_s']}"
+        )
+        source.unlink()
+    assert peaks[1_000_000] <= peaks[100_000] * 1.2, peaks
+    with superuser(copyt["stack"], "staging", "postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS turnout_copyb WITH (FORCE)")
