@@ -901,6 +901,9 @@ def load_keyed(conn: sqlite3.Connection, load: TableLoad) -> None:
     with load.pg_conn.transaction(), load.pg_conn.cursor() as cursor:
         seconds = load.job.seconds + time.monotonic() - started
         write_progress(load, cursor, load.rows, load.batches, low, True, seconds)
+    update_local_checkpoint(
+        load.job.settings.checkpoint, pair.name, {"last_key": low, "rows": load.rows, "done": True}
+    )
 
 
 def load_whole(conn: sqlite3.Connection, load: TableLoad) -> None:
@@ -933,6 +936,9 @@ def load_whole(conn: sqlite3.Connection, load: TableLoad) -> None:
         load.batches = 1
         write_progress(load, pg_cursor, load.rows, 1, None, True, time.monotonic() - started)
     copy_fault("copy:after-commit", load.job.main_pid)
+    update_local_checkpoint(
+        load.job.settings.checkpoint, pair.name, {"last_key": None, "rows": load.rows, "done": True}
+    )
 
 
 def load_table(job: LoadJob) -> dict:
