@@ -18,6 +18,13 @@ RELIABILITY 12, 14-16, 19).
 - ``copy_status`` (fact): per-table progress, rate and ETA while a copy runs, and the counts of
   the app's compare log and dual-write failures.
 
+Tables load on ``jobs`` connections at once, largest first, in forked processes (``workers``
+``process``, the default; ``thread`` for comparison): conversion is Python, and on two cores
+processes were about 1.5x faster than threads (500k web-app rows: 119k vs 80k rows/s end to
+end). The fingerprint is hashed by the same number of processes. Each batch's session runs with
+``synchronous_commit`` off (its progress row commits with it, so a lost commit is redone), and
+the local cache is renamed into place without fsync (it is only a cache).
+
 Names reach PostgreSQL only through ``psycopg.sql.Identifier`` and SQLite through
 ``quote_ident``.
 
@@ -761,10 +768,10 @@ def write_copy(load: TableLoad, cursor, rows: list[tuple], fault_midway: bool) -
 
 def write_progress(
     load: TableLoad,
-    cursor,
+    cursor,  # noqa: ANN001
     rows: int,
     batches: int,
-    last_key: int | None,  # noqa: ANN001
+    last_key: int | None,
     done: bool,
     seconds: float,
 ) -> None:
