@@ -1680,6 +1680,27 @@ def outside_references(pg_conn, pairs: Sequence[TablePair]) -> list[str]:  # noq
     return [row[0] for row in rows]
 
 
+def copied_tables(pg_conn, names: Sequence[str]) -> list[TablePair]:  # noqa: ANN001
+    """The target tables a checkpoint names (found through the search path; one dropped since is
+    left out), as pairs without columns.
+
+    >>> [pair.schema for pair in copied_tables(pg_conn, ["users"])]  # doctest: +SKIP
+    ['public']
+    """
+    from psycopg import sql
+
+    pairs = []
+    for name in names:
+        row = pg_conn.execute(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            (sql.Identifier(name).as_string(pg_conn),),
+        ).fetchone()
+        if row:
+            pairs.append(TablePair(name=row[1], schema=row[0], key=None, columns=()))
+    return pairs
+
+
 def action_sqlite_copy_reset(params: dict) -> dict:
     """Discard a copy: TRUNCATE exactly the copied tables (refused when a table outside the set
     references them), recreate the set-aside definitions, drop ``turnout_copy`` and the local
@@ -1695,11 +1716,14 @@ def action_sqlite_copy_reset(params: dict) -> dict:
     with pg_connect(settings.pg_params()) as pg_conn:
         take_copy_lock(pg_conn)
         state = read_state(pg_conn)
-        live = open_source(settings.sqlite_path)
-        try:
-            pairs = table_pairs(live, pg_conn, state["tables"] if state else settings.tables)
-        finally:
-            live.close()
+        if state:  # the checkpoint names the tables: the SQLite file is not needed
+            pairs = copied_tables(pg_conn, state["tables"])
+        else:
+            live = open_source(settings.sqlite_path)
+            try:
+                pairs = table_pairs(live, pg_conn, settings.tables)
+            finally:
+                live.close()
         referencing = outside_references(pg_conn, pairs)
         if referencing:
             raise HostsideError(
