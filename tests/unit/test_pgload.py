@@ -162,3 +162,22 @@ def test_docstring_examples_run() -> None:
 
     result = doctest.testmod(pgload, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 10
+
+
+def fails_on_b(item: str) -> dict:
+    """A task for the forked runner: dies on "dead", refuses "b", answers the others."""
+    if item == "dead":
+        os._exit(3)
+    if item == "b":
+        raise HostsideError("b is refused")
+    return {"item": item, "pid": os.getpid()}
+
+
+def test_forked_runner_answers_in_order_and_reports_failures() -> None:
+    answers = pgload.run_forked(fails_on_b, ["a", "c", "d"], 2, ["a", "c", "d"])
+    assert [a["item"] for a in answers] == ["a", "c", "d"]
+    assert all(a["pid"] != os.getpid() for a in answers)  # each in its own process
+    with pytest.raises(HostsideError, match="^b is refused$"):
+        pgload.run_forked(fails_on_b, ["a", "b"], 1, ["a", "b"])
+    with pytest.raises(HostsideError, match="the worker copying dead died"):
+        pgload.run_forked(fails_on_b, ["dead"], 2, ["copying dead"])
