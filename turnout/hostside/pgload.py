@@ -607,57 +607,29 @@ def recreate_failure(item: dict, error: Exception) -> str:
     )
 
 
-def recreate_one(pg_conn, item: dict, main_pid: int) -> None:  # noqa: ANN001
-    """Recreate one set-aside definition in a transaction that also marks it restored.
+def recreate_deferred(pg_conn, main_pid: int) -> list[dict]:  # noqa: ANN001
+    """Recreate each set-aside definition not restored yet, each in its own transaction that
+    also marks it restored (a crash leaves the rest for the resume); all of them, as answered.
 
-    >>> recreate_one(pg_conn, read_deferred(pg_conn)[0], os.getpid())  # doctest: +SKIP
+    >>> recreate_deferred(pg_conn, os.getpid())  # doctest: +SKIP
+    [{'name': 'ix_meters_user_id', 'table': 'meters', 'kind': 'index', 'restored': True}]
     """
     import psycopg
     from psycopg import sql
 
-    try:
-        with pg_conn.transaction():
-            pg_conn.execute(sql.SQL(item["definition"]))
-            pg_conn.execute(
-                "UPDATE turnout_copy.deferred SET restored = true WHERE position = %s",
-                (item["position"],),
-            )
-    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as error:
-        raise HostsideError(recreate_failure(item, error)) from None
-    copy_fault("copy:recreate", main_pid)
-
-
-def recreate_indexes(settings: CopySettings, items: list[dict], main_pid: int) -> None:
-    """Plain indexes built ``jobs`` at once, each on its own connection (``CREATE INDEX`` takes
-    a lock other index builds do not wait for)."""
-
-    def build(item: dict) -> None:
-        with pg_connect(settings.pg_params()) as conn:
-            recreate_one(conn, item, main_pid)
-
-    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-        list(pool.map(build, items))
-
-
-def recreate_deferred(pg_conn, settings: CopySettings, main_pid: int) -> list[dict]:  # noqa: ANN001
-    """Recreate each set-aside definition not restored yet, each in its own transaction that
-    also marks it restored (a crash leaves the rest for the resume): plain indexes first,
-    ``jobs`` at once, then unique constraints and foreign keys one by one; all of them, as
-    answered.
-
-    >>> recreate_deferred(pg_conn, settings, os.getpid())  # doctest: +SKIP
-    [{'name': 'ix_meters_user_id', 'table': 'meters', 'kind': 'index', 'restored': True}]
-    """
-    pending = [item for item in read_deferred(pg_conn) if not item["restored"]]
-    indexes = [item for item in pending if item["kind"] == "index"]
-    if settings.jobs > 1 and len(indexes) > 1:
-        recreate_indexes(settings, indexes, main_pid)
-    else:
-        for item in indexes:
-            recreate_one(pg_conn, item, main_pid)
-    for item in pending:
-        if item["kind"] != "index":
-            recreate_one(pg_conn, item, main_pid)
+    for item in read_deferred(pg_conn):
+        if item["restored"]:
+            continue
+        try:
+            with pg_conn.transaction():
+                pg_conn.execute(sql.SQL(item["definition"]))
+                pg_conn.execute(
+                    "UPDATE turnout_copy.deferred SET restored = true WHERE position = %s",
+                    (item["position"],),
+                )
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as error:
+            raise HostsideError(recreate_failure(item, error)) from None
+        copy_fault("copy:recreate", main_pid)
     return public_deferred(read_deferred(pg_conn))
 
 
@@ -1581,7 +1553,7 @@ def action_sqlite_copy(params: dict) -> dict:
                 settings.log_path,
             )
         with timed(phases, "recreate"):
-            deferred = recreate_deferred(pg_conn, settings, main_pid)
+            deferred = recreate_deferred(pg_conn, main_pid)
         state = read_state(pg_conn)
         report = {
             "tables": table_rows(state, pairs, loaded),
