@@ -726,29 +726,27 @@ class TableLoad:
     lossy: dict = field(default_factory=dict)
 
 
-def converted_rows(load: TableLoad, rows: list, key_of: int | None) -> list[tuple]:
-    """The batch's rows converted; a ``BadValue`` becomes one line naming table, key and column
-    and the way forward.
+def convert_row(load: TableLoad, row: Sequence[object], number: int, key_of: int | None) -> tuple:
+    """One SQLite row converted; a ``BadValue`` becomes one line naming table, key (or row
+    number) and column and the way forward.
 
-    >>> converted_rows(load, [(1, 'a@example.test', 'yes')], 0)  # doctest: +SKIP
-    [(1, 'a@example.test', True)]
+    >>> convert_row(load, (1, 'a@example.test', 'yes'), 0, 0)  # doctest: +SKIP
+    (1, 'a@example.test', True)
     """
-    out = []
-    for number, row in enumerate(rows):
-        try:
-            out.append(load.convert(row))
-        except BadValue as error:
-            where = f"key {row[key_of]!r}" if key_of is not None else f"row {number + 1}"
-            raise HostsideError(
-                f"table {load.job.pair.name} {where} column {error.column}: {error.reason}; "
-                f"nothing of that batch was written; fix the value in SQLite or rerun with "
-                f"{LOSSY_HINT} (each lossy conversion is counted in evidence)"
-            ) from None
-    return out
+    try:
+        return load.convert(row)
+    except BadValue as error:
+        where = f"key {row[key_of]!r}" if key_of is not None else f"row {number + 1}"
+        raise HostsideError(
+            f"table {load.job.pair.name} {where} column {error.column}: {error.reason}; "
+            f"nothing of that batch was written; fix the value in SQLite or rerun with "
+            f"{LOSSY_HINT} (each lossy conversion is counted in evidence)"
+        ) from None
 
 
-def write_copy(load: TableLoad, cursor, rows: list[tuple], fault_midway: bool) -> None:  # noqa: ANN001
-    """``COPY … FROM STDIN`` of the converted rows (binary or text), the fault point halfway."""
+def write_copy(load: TableLoad, cursor, rows: list, key_of: int | None) -> None:  # noqa: ANN001
+    """``COPY … FROM STDIN`` of the batch's rows (binary or text), each converted as it is sent
+    (the server inserts while the next rows convert), the fault point halfway."""
     from psycopg import sql
 
     pair = load.job.pair
@@ -761,9 +759,9 @@ def write_copy(load: TableLoad, cursor, rows: list[tuple], fault_midway: bool) -
         if load.binary:
             copy.set_types(load.types)
         for number, row in enumerate(rows):
-            if fault_midway and number == half:
+            if number == half:
                 copy_fault("copy:mid-batch", load.job.main_pid)
-            copy.write_row(row)
+            copy.write_row(convert_row(load, row, number, key_of))
 
 
 def write_progress(
@@ -814,36 +812,39 @@ def delete_range(load: TableLoad, cursor, low: int | None, high: int) -> None:  
 
 
 def batch_transaction(
-    load: TableLoad, rows: list[tuple], low: int | None, high: int, seconds: float
+    load: TableLoad, rows: list, low: int | None, high: int, seconds: float, key_of: int
 ) -> None:
     """One batch as one target transaction: delete its key range (a batch replayed after a
     crash duplicates nothing), COPY, progress row; the counters move only once it commits."""
     with load.pg_conn.transaction(), load.pg_conn.cursor() as cursor:
         delete_range(load, cursor, low, high)
-        write_copy(load, cursor, rows, fault_midway=True)
+        write_copy(load, cursor, rows, key_of)
         write_progress(load, cursor, load.rows + len(rows), load.batches + 1, high, False, seconds)
     load.rows, load.batches = load.rows + len(rows), load.batches + 1
 
 
 def commit_batch(
-    load: TableLoad, rows: list[tuple], low: int | None, high: int, seconds: float
+    load: TableLoad, rows: list, low: int | None, high: int, seconds: float, key_of: int
 ) -> None:
     """Commit one batch, binary when the table allows it; a value psycopg cannot dump in the
     binary format sends this batch and the rest of the table as text (the server parses it as an
     INSERT would). A value the server refuses fails with one line naming the key range.
 
-    >>> commit_batch(load, rows, 1000, 2000, 1.5)  # doctest: +SKIP
+    >>> commit_batch(load, rows, 1000, 2000, 1.5, 0)  # doctest: +SKIP
     """
     import psycopg
 
+    counted = dict(load.convert.lossy_counts)
     try:
         try:
-            batch_transaction(load, rows, low, high, seconds)
+            batch_transaction(load, rows, low, high, seconds, key_of)
         except DUMP_ERRORS:
             if not load.binary:
                 raise
             load.binary = False
-            batch_transaction(load, rows, low, high, seconds)
+            load.convert.lossy_counts.clear()  # the rows convert again: count them once
+            load.convert.lossy_counts.update(counted)
+            batch_transaction(load, rows, low, high, seconds, key_of)
     except (*DUMP_ERRORS, psycopg.errors.DataError, psycopg.errors.IntegrityError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HostsideError(
@@ -896,8 +897,7 @@ def load_keyed(conn: sqlite3.Connection, load: TableLoad) -> None:
         if STOP_THREADS.is_set():
             raise HostsideError(f"table {pair.name}: stopped (another table failed)")
         high = rows[-1][key_of]
-        converted = converted_rows(load, rows, key_of)
-        commit_batch(load, converted, low, high, load.job.seconds + time.monotonic() - started)
+        commit_batch(load, rows, low, high, load.job.seconds + time.monotonic() - started, key_of)
         copy_fault("copy:after-commit", load.job.main_pid)
         update_local_checkpoint(
             load.job.settings.checkpoint,
@@ -927,8 +927,11 @@ def load_whole(conn: sqlite3.Connection, load: TableLoad) -> None:
     )
 
     def rows() -> Iterator[tuple]:
+        number = 0
         while batch := cursor.fetchmany(FETCH_ROWS):
-            yield from converted_rows(load, batch, None)
+            for row in batch:
+                yield convert_row(load, row, number, None)
+                number += 1
 
     from psycopg import sql
 
