@@ -138,7 +138,8 @@ def copyt(stack: dict):
     url = f"postgresql+psycopg://app:{quote(password, safe='')}@127.0.0.1:{port}/{DB}"
     env_file = root / "copy.env"
     env_file.touch(mode=0o600)
-    env_file.write_text(f'{ENV}="{url}"\n')
+    bench_url = url.replace(f"/{DB}", "/turnout_copyb")  # the slow measurements' database
+    env_file.write_text(f'{ENV}="{url}"\nCOPYB_URL="{bench_url}"\n')
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(TARGET_SCHEMA)
     live = root / "app.sqlite3"
@@ -573,7 +574,7 @@ def test_no_password_in_answers_or_files(copyt: dict, stack_secrets: list[str]) 
 # Measurements (slow: pytest -m slow tests/integration/test_sqlite_copy.py -s) ------------------
 
 
-def copy_measured(copyt: dict, source: Path, env_file: Path, **params) -> dict:
+def copy_measured(copyt: dict, source: Path, **params) -> dict:
     """One copy of ``source`` into a fresh ``turnout_copyb`` (the web-app schema); the answer
     with the wall time and the peak RSS of the largest process of the action's tree."""
     sys_path = str(Path(__file__).resolve().parents[1] / "fixtures")
@@ -590,7 +591,7 @@ def copy_measured(copyt: dict, source: Path, env_file: Path, **params) -> dict:
     params = {
         "sqlite_path": str(source),
         "dsn_env": "COPYB_URL",
-        "env_file": str(env_file),
+        "env_file": copyt["env_file"],
         "state_dir": str(state),
         "checkpoint": str(state / "checkpoint.json"),
         **params,
@@ -608,6 +609,7 @@ def copy_measured(copyt: dict, source: Path, env_file: Path, **params) -> dict:
     answer = parse_hostside_output(result.stdout.splitlines())
     assert answer["ok"], result.stderr
     peak = int(result.stderr.strip().splitlines()[-1])
+    subprocess.run(["rm", "-rf", str(state)], check=True)  # the snapshot: as large as the file
     return {**answer, "wall_s": wall, "peak_rss_kb": peak}
 
 
@@ -621,8 +623,6 @@ def test_copy_rates(copyt: dict, tmp_path: Path) -> None:
 
     source = tmp_path / "web.sqlite3"
     counts = webapp_db.generate(source, 500_000)
-    env_file = tmp_path / "bench.env"
-    env_file.write_text(f'COPYB_URL="{copyt["url"].replace(f"/{DB}", "/turnout_copyb")}"\n')
     configs = [
         (("users", "audit_logs"), 1000, 1, "process"),
         (("users", "audit_logs"), 10000, 1, "process"),
@@ -636,7 +636,6 @@ def test_copy_rates(copyt: dict, tmp_path: Path) -> None:
         answer = copy_measured(
             copyt,
             source,
-            env_file,
             tables=list(tables) if tables else None,
             batch_size=batch,
             jobs=jobs,
@@ -652,6 +651,7 @@ def test_copy_rates(copyt: dict, tmp_path: Path) -> None:
             f"{rows / answer['load_seconds']:,.0f} rows/s load, audit_logs "
             f"{audit['rows_per_s']:,} rows/s; phases {answer['phases_s']}"
         )
+    source.unlink()
     with superuser(copyt["stack"], "staging", "postgres") as conn:
         conn.execute("DROP DATABASE IF EXISTS turnout_copyb WITH (FORCE)")
 
@@ -662,13 +662,11 @@ def test_copy_memory_flat(copyt: dict, tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
     import webapp_db
 
-    env_file = tmp_path / "bench.env"
-    env_file.write_text(f'COPYB_URL="{copyt["url"].replace(f"/{DB}", "/turnout_copyb")}"\n')
     peaks = {}
     for rows in (100_000, 1_000_000):
         source = tmp_path / f"web{rows}.sqlite3"
         webapp_db.generate(source, rows)
-        answer = copy_measured(copyt, source, env_file, batch_size=1000, jobs=2)
+        answer = copy_measured(copyt, source, batch_size=1000, jobs=2)
         assert sum(t["rows"] for t in answer["tables"]) == rows
         peaks[rows] = answer["peak_rss_kb"]
         print(
