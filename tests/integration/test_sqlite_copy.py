@@ -552,6 +552,42 @@ def test_status_while_copying(copyt: dict) -> None:
         conn.execute("DROP TABLE db_compare_log")
 
 
+def test_interrupted_copy_stops_its_workers_then_resumes(copyt: dict) -> None:
+    """SIGTERM to the action while two worker processes load: it exits 130 with one line,
+    no worker is left running, and the resume completes the copy."""
+    reset(copyt)
+    process = run_action(copyt, "sqlite_copy", wait=False, batch_size=2, jobs=2)
+    progress = Path(copyt["params"]["progress_path"])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                data = json.loads(progress.read_text())
+            except (OSError, ValueError):
+                data = {}
+            if data.get("running") and sum(t["rows"] for t in data["tables"].values()) > 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the copy never reported progress")
+        os.kill(data["pid"], signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+        OUTPUTS.append(stdout + stderr)
+        assert process.returncode == 130, stderr
+        assert "interrupted (SIGTERM)" in stderr
+        with pytest.raises(ProcessLookupError):  # nothing of the action's group is left
+            os.killpg(process.pid, 0)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert plan(copyt)["checkpoint"]["state"] == "in_progress"
+    copy(copyt)
+    assert_same_rows(copyt)
+    assert_sequences_past_data(copyt)
+
+
 def test_no_password_in_answers_or_files(copyt: dict, stack_secrets: list[str]) -> None:
     corrupt = Path(copyt["params"]["checkpoint"])
     corrupt.write_text("{not json")
