@@ -552,9 +552,11 @@ def test_status_while_copying(copyt: dict) -> None:
         conn.execute("DROP TABLE db_compare_log")
 
 
-def test_interrupted_copy_stops_its_workers_then_resumes(copyt: dict) -> None:
-    """SIGTERM to the action while two worker processes load: it exits 130 with one line,
-    no worker is left running, and the resume completes the copy."""
+@pytest.mark.parametrize("how", ["SIGTERM to the action", "SIGINT to the group"])
+def test_interrupted_copy_stops_its_workers_then_resumes(copyt: dict, how: str) -> None:
+    """SIGTERM to the action (as the host lock's holder sends it), or SIGINT to the whole group
+    (Ctrl-C in a terminal), while two worker processes load: one line, no traceback, no worker
+    left running, and the resume completes the copy."""
     reset(copyt)
     process = run_action(copyt, "sqlite_copy", wait=False, batch_size=2, jobs=2)
     progress = Path(copyt["params"]["progress_path"])
@@ -570,11 +572,16 @@ def test_interrupted_copy_stops_its_workers_then_resumes(copyt: dict) -> None:
             time.sleep(0.1)
         else:
             raise AssertionError("the copy never reported progress")
-        os.kill(data["pid"], signal.SIGTERM)
+        if how.startswith("SIGTERM"):
+            os.kill(data["pid"], signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
         OUTPUTS.append(stdout + stderr)
-        assert process.returncode == 130, stderr
-        assert "interrupted (SIGTERM)" in stderr
+        name = how.split()[0]
+        assert f"interrupted ({name}): sqlite_copy" in stderr and "Traceback" not in stderr
+        if name == "SIGTERM":
+            assert process.returncode == 130, stderr
         with pytest.raises(ProcessLookupError):  # nothing of the action's group is left
             os.killpg(process.pid, 0)
     finally:

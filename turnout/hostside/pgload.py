@@ -999,7 +999,10 @@ def load_table(job: LoadJob) -> dict:
 
 
 def forked_call(task: Callable[[object], dict], item: object, sender) -> None:  # noqa: ANN001
-    """A forked worker: run ``task(item)``, send its answer (or the error line) and exit."""
+    """A forked worker: run ``task(item)``, send its answer (or the error line) and exit. A
+    signal ends it at once (Ctrl-C reaches the whole group; the parent reports the stop)."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     try:
         sender.send({"ok": True, "answer": task(item)})
     except HostsideError as error:
