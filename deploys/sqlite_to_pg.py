@@ -75,16 +75,16 @@ if settings.copy_restart:
         tables=settings.copy_tables,
     )
 
-if not schema_pending:
-    pgload.unique_precheck(
-        name="Unique-conflict precheck",
-        source=plan.source,
-        target=target,
-        record=paths.unique_report,
-        tables=settings.copy_tables,
-        limit=settings.precheck_limit,
-        lossy=settings.lossy,
-    )
+pgload.unique_precheck(
+    name="Unique-conflict precheck",
+    source=plan.source,
+    target=target,
+    record=paths.unique_report,
+    tables=settings.copy_tables,
+    limit=settings.precheck_limit,
+    lossy=settings.lossy,
+    schema_pending=schema_pending,
+)
 
 pgload.copy(
     name="Copy SQLite into PostgreSQL",

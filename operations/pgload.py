@@ -120,6 +120,7 @@ def unique_precheck(
     tables: tuple[str, ...] | None = None,
     limit: int = 20,
     lossy: bool = False,
+    schema_pending: bool = False,
 ):
     """
     Check every unique constraint and unique index of the target against the SQLite data as
@@ -133,6 +134,8 @@ def unique_precheck(
     + record: e.g. ``<run_dir>/outputs/unique_precheck.json``
     + tables: the tables to check (None: every table the copy takes)
     + limit: at most this many duplicate groups per constraint in the report
+    + schema_pending: an earlier step builds the target's schema: the check is planned for
+      after it
 
     .. code:: python
 
@@ -145,6 +148,13 @@ def unique_precheck(
             record="/var/lib/turnout/evidence/sqlite_to_pg/20261125T000000Z/outputs/unique.json",
         )
     """
+    if schema_pending and not host.state.is_executing:
+        host.log(
+            f"Will check every unique constraint and index of {target} against {source} once "
+            "the app's Alembic has built the schema"
+        )
+        yield from plan_keep(record, "the unique-conflict report")
+        return
     try:
         found = require_fact(
             observe(

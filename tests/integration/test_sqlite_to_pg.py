@@ -69,8 +69,8 @@ def sqlite_app(stack: dict):
         with sqlite3.connect(database) as conn:  # loose values the converters must take
             conn.execute("UPDATE users SET is_active = 'yes' WHERE id = 1")
             conn.execute("UPDATE users SET is_active = 't' WHERE id = 2")
-            conn.execute("UPDATE users SET created_at = 1700000000 WHERE id = 3")
-            conn.execute("UPDATE users SET created_at = 1700000000123 WHERE id = 4")
+            conn.execute("UPDATE users SET created_at = 1700000000 WHERE id = 1")
+            conn.execute("UPDATE users SET created_at = 1700000000123 WHERE id = 2")
             conn.execute("UPDATE meters SET slot = '7' WHERE id = 1")
         yield {**host, "file": database}
     finally:
@@ -118,7 +118,7 @@ def test_move_copies_verifies_and_reruns_with_no_change(
     ]
     assert target_rows(stack, "SELECT slot FROM meters WHERE id = 1") == [(7,)]
     created = target_rows(
-        stack, "SELECT extract(epoch FROM created_at) FROM users WHERE id IN (3, 4) ORDER BY id"
+        stack, "SELECT extract(epoch FROM created_at) FROM users WHERE id IN (1, 2) ORDER BY id"
     )
     assert [float(value) for (value,) in created] == [1700000000.0, 1700000000.123]
     # Sequences past the data: the next user id is above every copied one.
