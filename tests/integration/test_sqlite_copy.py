@@ -443,6 +443,8 @@ def test_bad_value_fails_naming_key_then_lossy_counts(copyt: dict) -> None:
         assert code == 1
         assert "table users key 7 column email" in answer["error"]
         assert "lossy=true" in answer["error"]
+        failed = json.loads(Path(copyt["params"]["report_path"]).read_text())
+        assert failed["ok"] is False and failed["error"] == answer["error"]
         with target(copyt) as conn:  # the batch of keys 6..10 was not written
             assert conn.execute("SELECT max(id) FROM users").fetchone()[0] == 5
         answer = copy(copyt, batch_size=5, lossy=True)

@@ -1294,6 +1294,14 @@ class ProgressWatch:
 # Actions ----------------------------------------------------------------------------------------
 
 
+class CopyRefused(HostsideError):
+    """A refusal whose details go in the report (the unique conflicts' groups)."""
+
+    def __init__(self, message: str, report: dict) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def take_copy_lock(pg_conn) -> None:  # noqa: ANN001
     """One copy into a database at a time (a session advisory lock on the control connection).
 
@@ -1467,8 +1475,7 @@ def prepare_copy(
         with timed(phases, "unique_precheck"):
             conflicts = unique_precheck(source, pg_conn, pairs, settings.lossy)
         if conflicts:
-            write_report(settings, {"ok": False, "conflicts": conflicts})
-            raise HostsideError(conflict_message(conflicts))
+            raise CopyRefused(conflict_message(conflicts), {"conflicts": conflicts})
         with timed(phases, "set_aside"):
             start_state(pg_conn, fingerprint, settings, pairs, snapshot)
     finally:
@@ -1529,7 +1536,25 @@ def action_sqlite_copy(params: dict) -> dict:
     settings = CopySettings.of(params)
     if not settings.state_dir:
         raise HostsideError("state_dir is required: where the frozen snapshot is kept")
-    main_pid, phases = os.getpid(), {}
+    phases: dict[str, float] = {}
+    try:
+        answer = run_copy(settings, phases)
+    except HostsideError as error:
+        extra = error.report if isinstance(error, CopyRefused) else {}
+        write_report(settings, {"ok": False, "error": str(error), "phases_s": phases, **extra})
+        raise
+    if answer["changed"]:
+        write_report(settings, {"ok": True, **answer})
+    return answer
+
+
+def run_copy(settings: CopySettings, phases: dict[str, float]) -> dict:
+    """The copy's steps (``action_sqlite_copy``): the answer; ``phases`` gets each step's time.
+
+    >>> run_copy(CopySettings.of(params), {})["changed"]  # doctest: +SKIP
+    True
+    """
+    main_pid = os.getpid()
     with pg_connect(settings.pg_params()) as pg_conn:
         take_copy_lock(pg_conn)
         state = read_state(pg_conn)
@@ -1552,10 +1577,11 @@ def action_sqlite_copy(params: dict) -> dict:
                 loaded = run_processes(jobs, width)
         with timed(phases, "sequences"):
             sequences = set_sequences(pg_conn, pairs, main_pid)
-        if settings.progress_interval_s and state["deferred"]:
+        pending = [item for item in state["deferred"] if not item["restored"]]
+        if settings.progress_interval_s and pending:
             emit(
                 "sqlite_copy",
-                f"recreating {len(state['deferred'])} indexes and foreign keys",
+                f"recreating {len(pending)} indexes, unique constraints and foreign keys",
                 settings.log_path,
             )
         with timed(phases, "recreate"):
@@ -1577,9 +1603,7 @@ def action_sqlite_copy(params: dict) -> dict:
         update_local_checkpoint(
             settings.checkpoint, None, None, local_snapshot(read_state(pg_conn))
         )
-    answer = {"changed": True, **report, "local": local}
-    write_report(settings, {"ok": True, **answer})
-    return answer
+    return {"changed": True, **report, "local": local}
 
 
 def table_rows(state: dict, pairs: Sequence[TablePair], loaded: list[dict]) -> list[dict]:
