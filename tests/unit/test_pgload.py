@@ -181,3 +181,17 @@ def test_forked_runner_answers_in_order_and_reports_failures() -> None:
         pgload.run_forked(fails_on_b, ["a", "b"], 1, ["a", "b"])
     with pytest.raises(HostsideError, match="the worker copying dead died"):
         pgload.run_forked(fails_on_b, ["dead"], 2, ["copying dead"])
+
+
+def test_fast_text_fetch_falls_back_for_invalid_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    conn.execute("INSERT INTO t VALUES (1, 'café'), (2, CAST(X'636166E9' AS TEXT))")
+    conn.commit()
+    conn.close()
+    source = open_source(str(path))
+    query = "SELECT v FROM t WHERE id > ? ORDER BY id LIMIT ?"
+    assert pgload.fetch_text_fast(source, query, (0, 1)) == [("café",)]
+    assert pgload.fetch_text_fast(source, query, (1, 1)) == [("caf\udce9",)]  # as decode_text
+    assert source.text_factory is not str  # the converters' factory is kept

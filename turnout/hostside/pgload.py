@@ -853,6 +853,26 @@ def commit_batch(
         ) from None
 
 
+def fetch_text_fast(conn: sqlite3.Connection, query: str, args: tuple) -> list:
+    """``query``'s rows with SQLite's own UTF-8 decoding (C, about twice as fast as the
+    converters' ``decode_text``, the same ``str`` for valid UTF-8); a batch holding invalid
+    UTF-8 is read again with the connection's ``text_factory`` (lone surrogates kept).
+
+    >>> fetch_text_fast(sqlite3.connect(":memory:"), "SELECT 'é'", ())
+    [('é',)]
+    """
+    factory = conn.text_factory
+    conn.text_factory = str
+    try:
+        return conn.execute(query, args).fetchall()
+    except sqlite3.OperationalError as error:
+        if "decode" not in str(error):
+            raise
+    finally:
+        conn.text_factory = factory
+    return conn.execute(query, args).fetchall()
+
+
 def source_batches(conn: sqlite3.Connection, load: TableLoad) -> Iterator[list]:
     """The snapshot's rows of a keyed table, ``batch_size`` at a time from the last key on
     (key-ordered range queries: memory stays flat whatever the table's size).
@@ -869,9 +889,9 @@ def source_batches(conn: sqlite3.Connection, load: TableLoad) -> Iterator[list]:
     key_of = [column.name for column in pair.columns].index(pair.key)
     while True:
         if last is None:
-            rows = conn.execute(first, (load.job.settings.batch_size,)).fetchall()
+            rows = fetch_text_fast(conn, first, (load.job.settings.batch_size,))
         else:
-            rows = conn.execute(after, (last, load.job.settings.batch_size)).fetchall()
+            rows = fetch_text_fast(conn, after, (last, load.job.settings.batch_size))
         if not rows:
             return
         last = rows[-1][key_of]
