@@ -38,7 +38,9 @@ What it does:
      keys and indexes recreated by two sessions, then the foreign keys, then the sequences.
 
    After each sample (untimed) the target's row counts are checked against SQLite's, and for the
-   pre-created schema that every constraint and index is there again.
+   pre-created schema that every constraint and index is there again and that each table's
+   ``md5(string_agg(t::text, ''))`` equals the first contender's (the same rows, as PostgreSQL
+   prints them: a difference is noted). A sample's SQLite snapshot is removed after it.
 4. Verification, interleaved rounds: turnout's ``sqlite_verify`` (full, ``sample`` None) against a
    database loaded by turnout's copy (else by ``\\copy``), versus one psql session running
    ``SELECT md5(string_agg(t::text, '' ORDER BY id)) FROM t`` per table.
