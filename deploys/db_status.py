@@ -23,4 +23,5 @@ pgload.status(
     checkpoint=paths["checkpoint"],
     compare_log_table=settings.compare_log_table,
     dual_write_failures_table=settings.dual_write_failures_table,
+    compare_log_mismatch_column=settings.compare_log_mismatch_column,
 )

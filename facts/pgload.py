@@ -113,7 +113,8 @@ class CopyStatus(HostsideFact):
     """
     How far the copy into ``target`` is: per table rows copied of the total, last key, rate and
     ETA while a copy runs (from its progress file), and the counts of the app's shadow-compare
-    log and dual-write failures when those tables exist in the target (else None).
+    log (in all, and the reads that differed: ``compare_log_mismatch_column`` false) and
+    dual-write failures when those tables exist in the target (else None).
 
     .. code:: python
 
@@ -125,7 +126,7 @@ class CopyStatus(HostsideFact):
         )
         # {"ok": True, "state": "in_progress", "tables": [{"name": "users", "copied": 500,
         #   "total": 1000, "last_key": 500, "rate": 120000.0, "eta_s": 0.004, "done": False}],
-        #  "compare_log": None, "dual_write_failures": None}
+        #  "compare_log": 12, "compare_log_mismatched": 1, "dual_write_failures": 0}
     """
 
     def command(
@@ -135,6 +136,7 @@ class CopyStatus(HostsideFact):
         checkpoint: str | None = None,
         compare_log_table: str = "db_compare_log",
         dual_write_failures_table: str = "dual_write_failures",
+        compare_log_mismatch_column: str = "matched",
     ) -> StringCommand:
         params = {
             **target.params(),
@@ -142,5 +144,6 @@ class CopyStatus(HostsideFact):
             "checkpoint": checkpoint,
             "compare_log_table": compare_log_table,
             "dual_write_failures_table": dual_write_failures_table,
+            "compare_log_mismatch_column": compare_log_mismatch_column,
         }
         return hostside_command("copy_status", params)

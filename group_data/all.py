@@ -232,6 +232,8 @@ verify_sample = None
 verify_max_keys = 20
 # The app's shadow-compare log table, counted by db_status when it exists.
 compare_log_table = "db_compare_log"
+# Boolean column of the compare log, false for a read that differed (counted apart).
+compare_log_mismatch_column = "matched"
 # The app's dual-write failure table, counted by db_status when it exists.
 dual_write_failures_table = "dual_write_failures"
 

@@ -415,10 +415,13 @@ def verify(
 def status_lines(status: dict) -> list[str]:
     """The status as the operator reads it: one line per table, then the app's counters.
 
-    >>> status_lines({"state": "in_progress", "tables": [{"name": "users", "copied": 500,
+    >>> lines = status_lines({"state": "in_progress", "tables": [{"name": "users", "copied": 500,
     ...   "total": 1000, "last_key": 500, "rate": 1000.0, "eta_s": 0.5, "done": False}],
-    ...   "compare_log": None, "dual_write_failures": 2})[1]
+    ...   "compare_log": 12, "compare_log_mismatched": 1, "dual_write_failures": 2})
+    >>> lines[1]
     'users: 500/1000 rows (50%), last key 500, 1000 rows/s, ETA 0.5 s'
+    >>> lines[2:]
+    ['compare log: 12 reads compared, 1 differed', 'dual-write failures: 2']
     """
     lines = [f"copy: {status.get('state', 'unknown')}"]
     for table in status.get("tables") or []:
@@ -435,10 +438,15 @@ def status_lines(status: dict) -> list[str]:
             if table.get("eta_s") is not None:
                 line += f", ETA {table['eta_s']:.1f} s"
         lines.append(line)
-    counters = (("compare_log", "compare log"), ("dual_write_failures", "dual-write failures"))
-    for key, label in counters:
-        value = status.get(key)
-        lines.append(f"{label}: {'no such table' if value is None else value}")
+    compare = status.get("compare_log")
+    mismatched = status.get("compare_log_mismatched")
+    if compare is None:
+        lines.append("compare log: no such table")
+    else:
+        differed = "" if mismatched is None else f", {mismatched} differed"
+        lines.append(f"compare log: {compare} reads compared{differed}")
+    failures = status.get("dual_write_failures")
+    lines.append(f"dual-write failures: {'no such table' if failures is None else failures}")
     return lines
 
 
@@ -449,6 +457,7 @@ def status(
     checkpoint: str | None = None,
     compare_log_table: str = "db_compare_log",
     dual_write_failures_table: str = "dual_write_failures",
+    compare_log_mismatch_column: str = "matched",
 ):
     """
     Show how far the copy into ``target`` is (S3.4): per table rows copied of the total, the
@@ -474,6 +483,7 @@ def status(
                 checkpoint=checkpoint,
                 compare_log_table=compare_log_table,
                 dual_write_failures_table=dual_write_failures_table,
+                compare_log_mismatch_column=compare_log_mismatch_column,
             ),
             f"read the copy's status in {target}",
         )

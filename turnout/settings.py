@@ -1327,6 +1327,13 @@ class Settings:
         doc="The app's shadow-compare log table, counted by db_status when it exists.",
         section=_SQLITE_COPY,
     )
+    compare_log_mismatch_column: str = setting(
+        "matched",
+        _text,
+        example="matched",
+        doc="Boolean column of the compare log, false for a read that differed (counted apart).",
+        section=_SQLITE_COPY,
+    )
     dual_write_failures_table: str = setting(
         "dual_write_failures",
         _text,

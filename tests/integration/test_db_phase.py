@@ -277,6 +277,19 @@ def test_dual_writes_reach_both_and_failures_are_recorded(
     with sqlite3.connect(phased["file"]) as conn:
         left = conn.execute("SELECT count(*) FROM meters WHERE id = ?", (meter_id,)).fetchone()
     assert left == (0,)
+    # db_status shows what the operator watches in these phases: the compare log (the reads
+    # that differed apart) and the dual-write failures, as counted in the target.
+    compared, differed = pg_rows(
+        phased["pg_url"], "SELECT count(*), count(*) FILTER (WHERE NOT matched) FROM db_compare_log"
+    )[0]
+    assert compared > 0 and differed >= 1  # the shadow phase's planted difference at least
+    status = run_pyinfra(
+        "-y", "tests/stack/inventory.py", "deploys/db_status.py", "--limit", "stack-staging"
+    )
+    assert status.returncode == 0 and changes(status.stdout) == 0, status.stdout[-3000:]
+    assert f"compare log: {compared} reads compared, {differed} differed" in status.stdout
+    assert "dual-write failures: 1" in status.stdout
+    assert_no_secret([status.stdout], stack_secrets, "the status output")
 
 
 def test_cutover_acceptance(phased: dict, stack_secrets: list[str]) -> None:

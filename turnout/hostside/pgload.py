@@ -1855,10 +1855,36 @@ def table_count_or_none(pg_conn, name: str) -> int | None:  # noqa: ANN001
     ).fetchone()[0]
 
 
+def mismatch_count_or_none(pg_conn, name: str, column: str | None) -> int | None:  # noqa: ANN001
+    """Rows of the compare log ``name`` whose boolean ``column`` is false (a read that differed);
+    None without a column, or when the table has no such boolean column.
+
+    >>> mismatch_count_or_none(pg_conn, "db_compare_log", "matched")  # doctest: +SKIP
+    1
+    """
+    from psycopg import sql
+
+    if not column:
+        return None
+    found = pg_conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+        "AND atttypid = 'boolean'::regtype AND attnum > 0 AND NOT attisdropped",
+        (sql.Identifier(name).as_string(pg_conn), column),
+    ).fetchone()
+    if found is None:
+        return None
+    return pg_conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(
+            sql.Identifier(name), sql.Identifier(column)
+        )
+    ).fetchone()[0]
+
+
 def action_copy_status(params: dict) -> dict:
     """How far the copy is: per table copied of total, last key, rate and ETA (while a copy
     runs, from its progress file), the overall state, and the app's compare-log and dual-write
-    failure counts (None when the table does not exist).
+    failure counts (None when the table does not exist), and of the compare log the reads that
+    differed (``compare_log_mismatch_column`` false; None without that boolean column).
 
     >>> action_copy_status({"dsn_env": "PG_URL",
     ...     "progress_path": "/var/lib/turnout/state/copy.progress.json"})  # doctest: +SKIP
@@ -1868,8 +1894,14 @@ def action_copy_status(params: dict) -> dict:
         raise HostsideError("dsn_env is required: the variable holding the target's DSN")
     with pg_connect(params) as pg_conn:
         state = read_state(pg_conn)
-        compare_log = table_count_or_none(
-            pg_conn, params.get("compare_log_table") or "db_compare_log"
+        compare_table = params.get("compare_log_table") or "db_compare_log"
+        compare_log = table_count_or_none(pg_conn, compare_table)
+        mismatched = (
+            None
+            if compare_log is None
+            else mismatch_count_or_none(
+                pg_conn, compare_table, params.get("compare_log_mismatch_column")
+            )
         )
         failures = table_count_or_none(
             pg_conn, params.get("dual_write_failures_table") or "dual_write_failures"
@@ -1911,5 +1943,6 @@ def action_copy_status(params: dict) -> dict:
         "tables": tables,
         "local": local_state(params.get("checkpoint"), state) if params.get("checkpoint") else None,
         "compare_log": compare_log,
+        "compare_log_mismatched": mismatched,
         "dual_write_failures": failures,
     }
