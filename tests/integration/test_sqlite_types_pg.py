@@ -24,6 +24,7 @@ from turnout.hostside.sqlite_types import (
     TablePair,
     TargetColumn,
     copy_binary_type,
+    copy_types,
     fetch_rows,
     open_source,
     table_pairs,
@@ -133,6 +134,45 @@ def test_converted_values_round_trip_by_binary_copy(
     value = RowConverter([TargetColumn("v", pg_type)])((raw,))[0]
     table = copy_one(pg, pg_type, value, binary=True)
     assert read_back(pg, table, how) == expected
+
+
+JSONB_TEXTS = [
+    '{"b": 1, "a": "\\u00e9", "a": 2}',  # a repeated key: the last one wins, as in input
+    '[1.50, 1e400, -0, 12345678901234567890, "caf\u00e9 \\" \\\\ \\t"]',
+    '  {"nested": {"x": [null, true, false, {}]}}  ',
+    '"just a string"',
+    "3.140",
+]
+
+
+@pytest.mark.parametrize("text", JSONB_TEXTS)
+def test_jsonb_by_binary_copy_with_copy_types_equals_text_copy(
+    stack: dict, pg: psycopg.Connection, text: str
+) -> None:
+    """The copy sends jsonb in binary (``copy_types``: version byte + the converted text, on a
+    connection of its own: the dumper is the connection's): PostgreSQL stores what its input
+    function makes of the same text by text COPY."""
+    value = RowConverter([TargetColumn("v", "jsonb")])((text,))[0]
+    by_text = copy_one(pg, "jsonb", value, binary=False)
+    with superuser(stack, "staging", DB) as own:
+        jsonb_binary_round_trip(own, value, read_back(pg, by_text, "text"))
+
+
+def jsonb_binary_round_trip(pg: psycopg.Connection, value: str, expected: str) -> None:
+    table = sql.Identifier("rt_jsonb_copy_types")
+    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}; CREATE TABLE {} (v jsonb)").format(table, table))
+    types = copy_types(pg, ["jsonb"])
+    assert types == ["jsonb"]
+    statement = sql.SQL("COPY {} (v) FROM STDIN (FORMAT BINARY)").format(table)
+    with pg.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(types)
+        copy.write_row((value,))
+    assert read_back(pg, table, "text") == expected
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):  # the server still parses it
+        with pg.cursor() as cur, cur.copy(statement) as copy:
+            copy.set_types(types)
+            copy.write_row(("{not json",))
+    assert copy_types(pg, ["integer", "uuid", "character varying(3)"]) == ["int4", None, "varchar"]
 
 
 def test_the_types_left_to_text_copy_do_fail_in_binary(pg: psycopg.Connection) -> None:

@@ -57,7 +57,7 @@ from turnout.hostside.sqlite_types import (
     BadValue,
     RowConverter,
     TablePair,
-    copy_binary_type,
+    copy_types,
     open_source,
     table_pairs,
 )
@@ -990,7 +990,7 @@ def load_table(job: LoadJob) -> dict:
             job=job,
             pg_conn=pg_conn,
             convert=RowConverter(job.pair.columns, lossy=job.settings.lossy),
-            types=[copy_binary_type(column.pg_type) for column in job.pair.columns],
+            types=copy_types(pg_conn, [column.pg_type for column in job.pair.columns]),
             rows=job.rows,
             batches=job.batches,
             lossy={(column, reason): count for column, reason, count in job.lossy},

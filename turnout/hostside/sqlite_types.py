@@ -94,7 +94,9 @@ Every "as PostgreSQL" above is tested against PostgreSQL's own input of the same
 (tests/integration/test_sqlite_types_pg.py).
 
 COPY: ``copy_binary_type`` names the types whose converted values binary COPY can carry
-(``copy.set_types``); uuid, jsonb and every other type go by text COPY.
+(``copy.set_types``); uuid, jsonb and every other type go by text COPY. ``copy_types`` adds
+jsonb for one connection, with a dumper of its own for the converted JSON text (jsonb's binary
+form is a version byte and that text; psycopg's own would send a JSON string).
 """
 
 import datetime
@@ -1074,6 +1076,36 @@ def copy_binary_type(pg_type: str) -> str | None:
     (None, None, 'numeric')
     """
     return BINARY_COPY_TYPES.get(_TYPMOD.sub("", pg_type))
+
+
+JSONB_BINARY_VERSION = b"\x01"
+
+
+def copy_types(pg_conn, pg_types: Sequence[str]) -> list[str | None]:  # noqa: ANN001
+    """Per column the type name for ``copy.set_types`` (None: text COPY only), as
+    ``copy_binary_type`` plus jsonb, whose converted JSON text ``pg_conn`` then sends as jsonb's
+    binary form (version 1, then the text: PostgreSQL's ``jsonb_recv`` parses it as its input
+    function parses the text). Call it before opening the cursor that COPYs.
+
+    >>> copy_types(pg_conn, ["integer", "jsonb", "uuid"])  # doctest: +SKIP
+    ['int4', 'jsonb', None]
+    """
+    from psycopg import pq
+    from psycopg.adapt import Dumper
+
+    if "jsonb" in pg_types:
+
+        class JsonbTextDumper(Dumper):
+            """The converted JSON text (a ``str``) as jsonb's binary form."""
+
+            format = pq.Format.BINARY
+            oid = pg_conn.adapters.types["jsonb"].oid
+
+            def dump(self, obj: str) -> bytes:
+                return JSONB_BINARY_VERSION + obj.encode()
+
+        pg_conn.adapters.register_dumper(None, JsonbTextDumper)
+    return ["jsonb" if t == "jsonb" else copy_binary_type(t) for t in pg_types]
 
 
 @dataclass
