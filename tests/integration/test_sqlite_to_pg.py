@@ -130,6 +130,12 @@ def test_move_copies_verifies_and_reruns_with_no_change(
     record = json.loads((run_dir / "run.json").read_text())
     assert record["exit"] == 0
     assert record["verify"]["matched"] is True
+    # The closing lines the operator reads at default verbosity, the numbers of the reports.
+    rows = sum(table["rows"] for table in record["copy"]["tables"])
+    copied = f"turnout: sqlite_copy: copied {rows} rows of {len(record['copy']['tables'])} tables"
+    assert copied in run.stdout, run.stdout[-4000:]
+    matched = f"turnout: sqlite_verify: matched: {rows} rows in "
+    assert matched in run.stdout and "every row hashed on both sides" in run.stdout
     again = move(*data)
     assert again.returncode == 0, again.stdout[-4000:]
     assert changes(again.stdout) == 0, again.stdout[-4000:]

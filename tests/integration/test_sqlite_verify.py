@@ -536,6 +536,11 @@ def test_progress_lines_and_the_copy_it_verified(vdb: dict) -> None:
     lines = [line for line in result.stderr.splitlines() if "source rows hashed" in line]
     assert lines and lines[0].startswith("turnout: sqlite_verify: ")
     assert "of 3 tables)" in lines[0]
+    rows = sum(table["source_rows"] for table in report["tables"])
+    closing = result.stderr.strip().splitlines()[-1]
+    assert closing.startswith(f"turnout: sqlite_verify: matched: {rows} rows in 3 tables, ")
+    sampled, _, _ = verify(vdb, progress_interval_s=0.001, sample=0.5)
+    assert "hashed (a sample)" in sampled.stderr.strip().splitlines()[-1]
 
 
 def test_bad_settings_and_a_missing_file_are_one_line(vdb: dict) -> None:

@@ -77,7 +77,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 
 from turnout.hostside.base import HostsideError, append_log, write_json_atomically
 from turnout.hostside.pg import pg_connect, pg_display
-from turnout.hostside.progress import Ticker, interval_of
+from turnout.hostside.progress import Ticker, emit, interval_of
 from turnout.hostside.sqlite_types import (
     BadValue,
     RowConverter,
@@ -1543,4 +1543,24 @@ def action_sqlite_verify(params: dict) -> dict:
         )
     if not answer["matched"]:
         raise HostsideError(failure_line(answer, report_path))
+    if interval_of(params):
+        emit("sqlite_verify", matched_line(answer), params.get("log_path"))
     return answer
+
+
+def matched_line(answer: dict) -> str:
+    """The closing line of a passed verification the operator reads.
+
+    >>> matched_line({"sample": None, "seconds": 2.5, "tables": [{"source_rows": 7,
+    ...     "chunks": 1, "chunks_compared": 1}, {"source_rows": 3, "chunks": 1,
+    ...     "chunks_compared": 1}]})
+    'matched: 10 rows in 2 tables, counts and every row hashed on both sides (2.5 s)'
+    """
+    rows = sum(table["source_rows"] for table in answer["tables"])
+    if answer["sample"] is None:
+        how = "counts and every row hashed on both sides"
+    else:
+        compared = sum(table["chunks_compared"] for table in answer["tables"])
+        chunks = sum(table["chunks"] for table in answer["tables"])
+        how = f"counts, and the rows of {compared} of {chunks} key chunks hashed (a sample)"
+    return f"matched: {rows} rows in {len(answer['tables'])} tables, {how} ({answer['seconds']} s)"
