@@ -229,3 +229,66 @@ def test_a_closed_channel_stops_the_tool_group(tmp_path: Path) -> None:
     action.wait(10)
     assert not pid_exists(tool)
     assert (tmp_path / "cause").read_text() == "the connection to the control machine closed"
+
+
+SWALLOWED = textwrap.dedent(
+    """
+    import os, signal
+    from turnout.hostside import base
+
+    base.stop_on_signals()
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100000):  # the handler runs in here: its exception is ignored
+                pass
+
+    Finalised()
+    print("went on", flush=True)
+    try:
+        base.check_stop()
+    except base.Interrupted as error:
+        print("stopped by check_stop:", error.cause, flush=True)
+    """
+)
+
+
+def test_a_stop_swallowed_by_an_interpreter_callback_is_still_a_stop() -> None:
+    """A signal handler's exception raised inside a finaliser (or an at-fork hook: the copy's
+    forked workers) is printed as "Exception ignored" and lost; ``check_stop`` raises it again
+    where the step would go on, and before an action reports success."""
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOWED], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert "Exception ignored" in done.stderr  # Python lost the handler's exception ...
+    assert done.stdout.splitlines() == ["went on", "stopped by check_stop: SIGTERM"]
+
+
+DEFERRED = textwrap.dedent(
+    """
+    import os, signal
+    from turnout.hostside import base
+
+    base.stop_on_signals()
+    try:
+        with base.stop_signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+            print("inside, not interrupted", flush=True)
+        print("after the block: never", flush=True)
+    except base.Interrupted as error:
+        print("interrupted at the end of the block:", error.cause, flush=True)
+    """
+)
+
+
+def test_stop_signals_deferred_holds_a_signal_until_the_block_ends() -> None:
+    """The fork of a copy worker runs with the stop signals held back (its at-fork hooks would
+    swallow the exception): the signal arrives, and stops, when the block ends."""
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines()[0] == "inside, not interrupted"
+    assert done.stdout.splitlines()[1].startswith("interrupted at the end of the block: SIG")
+    assert len(done.stdout.splitlines()) == 2 and "Exception ignored" not in done.stderr

@@ -76,7 +76,7 @@ def test_status_lines_show_progress_done_tables_and_absent_counters() -> None:
         "copy: complete",
         "users: 10/10 rows (100%), done",
         "empty: 0/0 rows, done",
-        "compare log: 4",
+        "compare log: 4 reads compared",
         "dual-write failures: no such table",
     ]
 

@@ -1,5 +1,6 @@
 """Host-side basics: safe errors, the secrets to redact, the server-side .env, atomic JSON files."""
 
+import contextlib
 import json
 import os
 import select
@@ -8,7 +9,7 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from turnout.dsn import DsnError, libpq_env, normalize_dsn, redact
@@ -33,20 +34,59 @@ class Interrupted(BaseException):
 
 
 _CHANNEL: dict[str, bool] = {"closed": False}
+# The cause of the stop signal received, kept for ``check_stop``.
+_STOP: dict[str, str | None] = {"cause": None}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 
 
 def stop_on_signals() -> None:
     """SIGINT, SIGHUP and SIGTERM raise ``Interrupted`` in the main thread (an operation action
     runs its tools in their own process group, so a terminal's Ctrl-C never reaches them: this
-    program stops them deliberately)."""
+    program stops them deliberately). Only the first signal raises: a second one (Ctrl-C reaches
+    the group, then the lock holder sends SIGTERM) must not break off the cleanup the first one
+    started. The cause is kept for ``check_stop``."""
 
     def handler(signum: int, frame: object) -> None:
+        if _STOP["cause"] is not None:
+            return  # already stopping
         if _CHANNEL["closed"]:
-            raise Interrupted("the connection to the control machine closed")
-        raise Interrupted(signal.Signals(signum).name)
+            cause = "the connection to the control machine closed"
+        else:
+            cause = signal.Signals(signum).name
+        _STOP["cause"] = cause
+        raise Interrupted(cause)
 
-    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, handler)
+
+
+def check_stop() -> None:
+    """Raise ``Interrupted`` if a stop signal came whose exception was lost: a signal handler's
+    exception raised inside an interpreter callback (an at-fork hook, a ``__del__``) is only
+    printed as "Exception ignored". Called where a step goes on to more work and before an
+    action reports success, so a stop is never swallowed.
+
+    >>> check_stop()  # no signal: nothing happens
+    """
+    if _STOP["cause"]:
+        raise Interrupted(_STOP["cause"])
+
+
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGHUP and SIGTERM back (blocked, kept pending) for a short critical
+    section such as a fork, whose at-fork hooks would swallow the handler's exception; they
+    are delivered when it ends. A forked child starts with them blocked: it unblocks them
+    once its own handlers are set.
+
+    >>> with stop_signals_deferred():
+    ...     pass
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def watch_channel(fd: int = 1) -> bool:

@@ -18,6 +18,7 @@ from turnout.hostside.base import (
     HostsideError,
     Interrupted,
     append_log,
+    check_stop,
     stop_on_signals,
     watch_channel,
 )
@@ -142,7 +143,9 @@ def run_operation(action: str, params: dict) -> dict:
     watch_channel(1)
     lock = params.get("run_lock") if isinstance(params.get("run_lock"), str) else None
     with running(lock, action, action_what(action, params)):
-        return action_handler(action)(params)
+        answer = action_handler(action)(params)
+    check_stop()  # a stop whose exception an interpreter callback swallowed: never a success
+    return answer
 
 
 def quiet(text: str) -> None:

@@ -49,7 +49,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from turnout.hostside.base import HostsideError, write_json_atomically
+from turnout.hostside.base import (
+    STOP_SIGNALS,
+    HostsideError,
+    check_stop,
+    stop_signals_deferred,
+    write_json_atomically,
+)
 from turnout.hostside.pg import pg_connect
 from turnout.hostside.progress import Ticker, emit, estimate_left, interval_of
 from turnout.hostside.sqlite_checks import quote_ident
@@ -916,6 +922,7 @@ def load_keyed(conn: sqlite3.Connection, load: TableLoad) -> None:
             os._exit(1)  # the action's main process is gone: stop, never copy unwatched
         if STOP_THREADS.is_set():
             raise HostsideError(f"table {pair.name}: stopped (another table failed)")
+        check_stop()
         high = rows[-1][key_of]
         commit_batch(load, rows, low, high, load.job.seconds + time.monotonic() - started, key_of)
         copy_fault("copy:after-commit", load.job.main_pid)
@@ -1021,8 +1028,9 @@ def load_table(job: LoadJob) -> dict:
 def forked_call(task: Callable[[object], dict], item: object, sender) -> None:  # noqa: ANN001
     """A forked worker: run ``task(item)``, send its answer (or the error line) and exit. A
     signal ends it at once (Ctrl-C reaches the whole group; the parent reports the stop)."""
-    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent's fork
     try:
         sender.send({"ok": True, "answer": task(item)})
     except HostsideError as error:
@@ -1056,12 +1064,15 @@ def run_forked(
                 process = context.Process(
                     target=forked_call, args=(task, items[index], sender), daemon=True
                 )
-                process.start()
+                with stop_signals_deferred():
+                    process.start()
+                    running[receiver] = (index, process)
                 sender.close()
-                running[receiver] = (index, process)
+                check_stop()
             if not running:
                 break
             for receiver in wait(list(running)):
+                check_stop()
                 index, process = running.pop(receiver)
                 try:
                     answer = receiver.recv()
@@ -1429,7 +1440,8 @@ def complete_answer(state: dict, snapshot: str | None) -> dict:
 
 @contextlib.contextmanager
 def timed(phases: dict, name: str) -> Iterator[None]:
-    """Add the block's wall time to ``phases[name]`` (seconds).
+    """Add the block's wall time to ``phases[name]`` (seconds); a stop signal whose exception
+    was swallowed stops the copy here, before the phase (``check_stop``).
 
     >>> phases = {}
     >>> with timed(phases, "load"):
@@ -1437,6 +1449,7 @@ def timed(phases: dict, name: str) -> Iterator[None]:
     >>> list(phases)
     ['load']
     """
+    check_stop()
     started = time.monotonic()
     try:
         yield
