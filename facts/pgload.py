@@ -35,6 +35,24 @@ def copy_params(
     }
 
 
+class SqliteSource(HostsideFact):
+    """
+    The SQLite file ``source`` as the move's pre-flight checks it (the target's schema may not
+    exist yet): that it opens read-only as SQLite, its tables with their row counts, and which
+    of ``tables`` it lacks.
+
+    .. code:: python
+
+        from turnout.facts.pgload import SqliteSource
+        found = host.get_fact(SqliteSource, source="/srv/app/data/app.db", tables=("users",))
+        # {"ok": True, "tables": {"users": 1000, "posts": 5000}, "missing": []}
+    """
+
+    def command(self, source: str, tables: tuple[str, ...] | None = None) -> StringCommand:
+        params = {"sqlite_path": source, "tables": list(tables) if tables else None}
+        return hostside_command("sqlite_source_info", params)
+
+
 class SqliteCopyPlan(HostsideFact):
     """
     What copying the SQLite file ``source`` into ``target`` would do: per table its key and

@@ -48,8 +48,15 @@ def target_of(settings: Settings) -> Database:
 
 
 def plan_for_host(host: Any) -> MovePlan:
-    """The move's inputs on ``host``, checked while the deploy loads: ``sqlite_path`` must be
-    set; ``copy_restart`` is destructive and refused here unless released."""
+    """The move's inputs on ``host``, checked while the deploy loads, before any step (with
+    ``-y`` too): ``sqlite_path`` is set and is an SQLite file holding every ``copy_tables``
+    table, the PostgreSQL target (``pg_dsn_env``) answers, and ``copy_restart`` (destructive)
+    is released. A problem is one ``PreflightError`` line; nothing is changed."""
+    from turnout.facts.pgload import SqliteSource
+    from turnout.facts.postgres import PostgresServer
+    from turnout.memo import observe
+    from turnout.preflight import require
+
     install_failures()
     settings = load_settings(host.data)
     if not settings.sqlite_path:
@@ -61,7 +68,24 @@ def plan_for_host(host: Any) -> MovePlan:
         refuse_destructive(
             host.data, "copy_restart (empties the tables copied into PostgreSQL)", host.groups
         )
-    return MovePlan(source=settings.sqlite_path, target=target_of(settings))
+    source = require(
+        observe(SqliteSource, source=settings.sqlite_path, tables=settings.copy_tables),
+        "check sqlite_path",
+    )
+    if source["missing"]:
+        raise PreflightError(
+            f"copy_tables: {', '.join(source['missing'])} not in {settings.sqlite_path} (its "
+            f"tables: {', '.join(source['tables']) or 'none'}); fix copy_tables; nothing was "
+            "changed"
+        )
+    target = target_of(settings)
+    require(
+        observe(PostgresServer, database=target),
+        f"connect to the PostgreSQL target ({target})",
+        f"check {target.dsn_env} in the host's environment or {settings.env_file_path} "
+        "(setting pg_dsn_env names it) and that the server answers",
+    )
+    return MovePlan(source=settings.sqlite_path, target=target)
 
 
 def state_paths(settings: Settings) -> dict[str, str]:

@@ -103,6 +103,32 @@ def test_dry_run_names_the_schema_step_and_changes_nothing(stack: dict, sqlite_a
     ]
 
 
+@pytest.mark.parametrize(
+    ("bad", "line"),
+    [
+        ("sqlite_path=/nonexistent/app.sqlite3", "cannot check sqlite_path: cannot read SQLite "
+         "file /nonexistent/app.sqlite3: No such file or directory; fix sqlite_path"),
+        ("copy_tables=users,nosuch", "copy_tables: nosuch not in "),
+        ("pg_dsn_env=NOT_THERE_URL", "cannot connect to the PostgreSQL target (NOT_THERE_URL): "
+         "NOT_THERE_URL is not set"),
+    ],
+)
+def test_bad_inputs_are_refused_before_any_step(
+    stack: dict, sqlite_app: dict, bad: str, line: str
+) -> None:
+    """With -y too: one line, exit 1, no evidence directory, no schema built."""
+    run = move("evidence_timestamp=s2p-bad", f"sqlite_path={sqlite_app['file']}", bad)
+    assert run.returncode == 1, run.stdout[-3000:]
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("--> turnout: ") and line in last, last
+    assert last.endswith("nothing was changed")
+    assert not (Path(sqlite_app["evidence_root"]) / "sqlite_to_pg" / "s2p-bad").exists()
+    assert "Starting operation" not in run.stdout
+    assert target_rows(stack, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [
+        (0,)
+    ]
+
+
 def test_move_copies_verifies_and_reruns_with_no_change(
     stack: dict, sqlite_app: dict, stack_secrets: list[str]
 ) -> None:

@@ -54,6 +54,7 @@ FACT_ACTIONS = {
     "swap_plan": ("swap", "action_swap_plan"),
     "swap_back_plan": ("swap", "action_swap_back_plan"),
     "sqlite_copy_plan": ("pgload", "action_sqlite_copy_plan"),
+    "sqlite_source_info": ("pgload", "action_sqlite_source_info"),
     "copy_status": ("pgload", "action_copy_status"),
     "sqlite_unique_conflicts": ("sqlite_unique", "action_sqlite_unique_conflicts"),
     "env_phase_plan": ("envedit", "action_env_phase_plan"),

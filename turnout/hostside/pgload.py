@@ -64,7 +64,9 @@ from turnout.hostside.sqlite_types import (
     RowConverter,
     TablePair,
     copy_types,
+    find_by_name,
     open_source,
+    sqlite_tables,
     table_pairs,
 )
 from turnout.hostside.sqlite_unique import find_conflicts
@@ -1682,6 +1684,34 @@ def table_rows(state: dict, pairs: Sequence[TablePair], loaded: list[dict]) -> l
         }
         rows.append({k: v for k, v in row.items() if k != "lossy"})
     return rows
+
+
+def action_sqlite_source_info(params: dict) -> dict:
+    """The move's SQLite file as the pre-flight checks it, before any step (the target's schema
+    may not exist yet): that it opens read-only as SQLite, its tables (``sqlite_tables``) with
+    their row counts, and which of ``tables`` it lacks.
+
+    >>> action_sqlite_source_info({"sqlite_path": "/srv/app/data/app.db",
+    ...     "tables": ["users", "nosuch"]})  # doctest: +SKIP
+    {'tables': {'users': 1000, 'posts': 5000}, 'missing': ['nosuch']}
+    """
+    conn = open_source(params.get("sqlite_path"))
+    try:
+        try:
+            names = sqlite_tables(conn)
+            counts = {
+                name: conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0]
+                for name in names
+            }
+        except sqlite3.DatabaseError as error:
+            raise HostsideError(
+                f"cannot read SQLite file {params['sqlite_path']}: {error}; fix sqlite_path"
+            ) from None
+    finally:
+        conn.close()
+    wanted = params.get("tables") or []
+    missing = [name for name in wanted if find_by_name(name, names) is None]
+    return {"tables": counts, "missing": missing}
 
 
 def action_sqlite_copy_plan(params: dict) -> dict:
