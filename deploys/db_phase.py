@@ -14,7 +14,10 @@ What each phase writes is ``turnout/phases.py``'s table (``DATABASE_URL``,
 password. Steps:
 
 1. while loading: the phase is given and known, the ``.env`` rewrite is planned (a value referring
-   to a variable the file lacks is refused), PostgreSQL answers (phases that use it), for the
+   to a variable the file lacks is refused), PostgreSQL answers (phases that use it), a phase
+   that moves the app off SQLite (it runs on SQLite now) finds the copy complete, its
+   verification passed and the SQLite file (``sqlite_path``) unchanged since the copy — else
+   what the app wrote since would be missing (``phase_require_verified_copy``), for the
    cutover every ``expected_unique`` name exists on it, for the rollback the SQLite file exists
    (when ``sqlite_path`` gives its host path: else the app would start on a new, empty file) — a
    problem stops the run, nothing changed;
@@ -39,10 +42,12 @@ keeps the file, unwritten, for the weeks the seed keeps it). With a pinned
 
 from pyinfra.facts.files import File
 
-from turnout import phases
+from turnout import phases, sqlite_pg
 from turnout.cutover import compose_where
 from turnout.database import Database
 from turnout.facts.envphase import EnvPhasePlan
+from turnout.facts.evidence import JsonFile
+from turnout.facts.pgload import SqliteCopyPlan
 from turnout.facts.postgres import Constraints, PostgresServer
 from turnout.memo import observe
 from turnout.operations import envphase, evidence, http
@@ -69,6 +74,35 @@ if phases.uses_postgres(phase):
         f"connect to the PostgreSQL of phase {phase} ({pg})",
         f"check {pg} in {env_file} (setting pg_dsn_env names it) and that the server answers",
     )
+if settings.phase_require_verified_copy and phases.leaves_sqlite(
+    phase, plan["current"].get("DATABASE_URL")
+):
+    if not settings.sqlite_path:
+        raise PreflightError(
+            f"phase {phase} moves the app off SQLite: set sqlite_path (the host path of "
+            f"{settings.sqlite_url}) so that the copy can be checked complete, verified and "
+            "current first (or phase_require_verified_copy=false); nothing was changed"
+        )
+    state = sqlite_pg.state_paths(settings)
+    copy_plan = require(
+        observe(
+            SqliteCopyPlan,
+            source=settings.sqlite_path,
+            target=pg,
+            tables=settings.copy_tables,
+            batch_size=settings.batch_size,
+            checkpoint=state["checkpoint"],
+            lossy=settings.lossy,
+        ),
+        f"read the copy of {settings.sqlite_path} into {pg}",
+        "run deploys/sqlite_to_pg.py first",
+    )
+    verified = observe(JsonFile, path=state["verified"])
+    problem = phases.unready_copy(
+        copy_plan, verified.get("data") if verified.get("exists") else None, settings.sqlite_path
+    )
+    if problem:
+        raise PreflightError(f"phase {phase}: {problem}; nothing was changed")
 if phase == "rollback" and settings.sqlite_path:
     if not observe(File, path=settings.sqlite_path):
         raise PreflightError(

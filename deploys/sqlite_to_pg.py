@@ -116,6 +116,7 @@ pgload.verify(
     lossy=settings.lossy,
     log_path=run.log("verify.log"),
     progress_interval_s=settings.progress_interval_s,
+    verified_path=paths.verified,
 )
 
 evidence.run_record(

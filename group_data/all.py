@@ -246,6 +246,8 @@ sqlite_url = "sqlite:////app/.data/app.sqlite3"
 phase_services = ("api", "worker")
 # Unique constraints or unique indexes that must exist on the target at cutover.
 expected_unique = ("uq_users_email",)
+# Leaving SQLite needs the copy complete, verified and the SQLite file unchanged since.
+phase_require_verified_copy = True
 # The rollback phase must reach a healthy app within this many seconds.
 rollback_budget_s = 60.0
 

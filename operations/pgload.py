@@ -365,6 +365,7 @@ def verify(
     lossy: bool = False,
     log_path: str | None = None,
     progress_interval_s: float | None = None,
+    verified_path: str | None = None,
 ):
     """
     Verify the copy (S3.3, RELIABILITY 18): counts per table, then row hashes on both engines
@@ -377,6 +378,8 @@ def verify(
 
     + source: the snapshot the copy read (``<state_dir>/…``) or the SQLite file
     + copy_report: the copy's report; a newer copy makes the verification run again
+    + verified_path: a marker a passed verification keeps (a failed one removes it; a copy that
+      changes the target removes it too): the phases' pre-flight reads it
 
     .. code:: python
 
@@ -408,6 +411,7 @@ def verify(
         "report_path": report_path,
         "copy_report": copy_report,
         "log_path": log_path,
+        "verified_path": verified_path,
     }
     yield hostside_progress_command("sqlite_verify", params, progress_interval_s)
 

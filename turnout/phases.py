@@ -116,6 +116,45 @@ def uses_postgres(phase: str) -> bool:
     return "pg" in _TABLE[phase][:2]
 
 
+def leaves_sqlite(phase: str, current_url: str | None) -> bool:
+    """Whether ``phase`` moves the app's primary database off SQLite: the app runs on SQLite
+    now (``current_url``, the ``.env``'s DATABASE_URL as compose reads it) and will read and
+    write PostgreSQL. Whatever the app wrote to SQLite since the copy would then be missing.
+
+    >>> leaves_sqlite("shadow", "sqlite:////app/.data/app.sqlite3")
+    True
+    >>> leaves_sqlite("cutover", "postgresql://app:***@db/app"), leaves_sqlite("rollback", "sqlite:///x")
+    (False, False)
+    """
+    return _TABLE[phase][0] == "pg" and (current_url or "").startswith("sqlite")
+
+
+def unready_copy(copy_plan: dict, verified: dict | None, sqlite_path: str) -> str | None:
+    """Why the app may not leave SQLite yet, or None: the copy into PostgreSQL must be complete,
+    the SQLite file unchanged since (the checkpoint's fingerprint), and its verification passed
+    (``verified``: the marker a passed ``sqlite_verify`` keeps; a later copy removes it).
+
+    >>> unready_copy({"checkpoint": {"state": "complete"}}, {"matched": True}, "/d/app.db")
+    >>> unready_copy({"checkpoint": {"state": "in_progress"}}, None, "/d/app.db").split(";")[0]
+    'the copy of /d/app.db into PostgreSQL is in_progress, not complete'
+    """
+    checkpoint = copy_plan.get("checkpoint") or {}
+    state = checkpoint.get("state", "none")
+    again = "run deploys/sqlite_to_pg.py (copy and verification) again"
+    if state == "mismatch":
+        return (
+            f"{sqlite_path} changed since the copy into PostgreSQL "
+            f"({', '.join(checkpoint.get('changed_tables') or ['schema'])}): what the app wrote "
+            "since would be missing there; stop the app's writers, run deploys/sqlite_to_pg.py "
+            "with copy_restart (released), then switch"
+        )
+    if state != "complete":
+        return f"the copy of {sqlite_path} into PostgreSQL is {state}, not complete; {again}"
+    if not verified or verified.get("matched") is not True:
+        return f"the copy of {sqlite_path} into PostgreSQL has no passed verification; {again}"
+    return None
+
+
 def is_timed(phase: str) -> bool:
     """Whether ``phase`` is timed from the command to a healthy app (the rollback, S3.7).
 

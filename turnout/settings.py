@@ -1369,6 +1369,13 @@ class Settings:
         doc="Unique constraints or unique indexes that must exist on the target at cutover.",
         section=_PHASES,
     )
+    phase_require_verified_copy: bool = setting(
+        True,
+        _bool,
+        example="true",
+        doc="Leaving SQLite needs the copy complete, verified and the SQLite file unchanged since.",
+        section=_PHASES,
+    )
     rollback_budget_s: float = setting(
         60.0,
         _positive_number,

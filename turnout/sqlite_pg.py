@@ -14,7 +14,7 @@ from typing import Any
 
 from turnout.database import Database
 from turnout.guard import refuse_destructive
-from turnout.hostside.pgload import SNAPSHOT_NAME
+from turnout.hostside.pgload import SNAPSHOT_NAME, VERIFIED_NAME
 from turnout.preflight import PreflightError
 from turnout.settings import Settings, load_settings
 
@@ -37,6 +37,7 @@ class MovePaths:
     checkpoint: str
     progress: str
     snapshot: str
+    verified: str
     copy_report: str
     verify_report: str
     unique_report: str
@@ -90,7 +91,8 @@ def plan_for_host(host: Any) -> MovePlan:
 
 def state_paths(settings: Settings) -> dict[str, str]:
     """The move's state, which outlives a run: ``<evidence_root>/state/sqlite_to_pg/`` holds the
-    snapshot, the progress file and (unless ``checkpoint`` names one) the local checkpoint.
+    snapshot, the progress file, the passed verification's marker and (unless ``checkpoint``
+    names one) the local checkpoint.
 
     >>> state_paths(Settings(evidence_root="/e"))["progress"]
     '/e/state/sqlite_to_pg/progress.json'
@@ -101,6 +103,7 @@ def state_paths(settings: Settings) -> dict[str, str]:
         "checkpoint": settings.checkpoint or f"{state_dir}/checkpoint.json",
         "progress": f"{state_dir}/progress.json",
         "snapshot": f"{state_dir}/{SNAPSHOT_NAME}",
+        "verified": f"{state_dir}/{VERIFIED_NAME}",
     }
 
 

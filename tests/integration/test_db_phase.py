@@ -119,7 +119,9 @@ def phased(stack: dict):
         conn.execute(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TARGET_DB} OWNER app")
     evidence = Path(host["evidence_root"]) / "db_phase"
-    shutil.rmtree(evidence, ignore_errors=True)
+    move_dirs = [Path(host["evidence_root"]) / d for d in ("sqlite_to_pg", "state/sqlite_to_pg")]
+    for directory in (evidence, *move_dirs):
+        shutil.rmtree(directory, ignore_errors=True)
     compose(host, "down", "--timeout", "5")
     try:
         database.unlink(missing_ok=True)
@@ -129,13 +131,14 @@ def phased(stack: dict):
         text = "".join(lines) + EXTRA_LINES + f'PG_DATABASE_URL="{pg_url}"\n'
         env_path.write_text(text)
         compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
-        passwords = seed_app(host, 5)
-        # The same schema and rows on PostgreSQL: the app's own migrate and seed, pointed there.
-        target_env = {**os.environ, **passwords, "DATABASE_URL": pg_url}
-        for command in (["migrate"], ["seed", "--rows", "5"]):
-            compose(host, "exec", "-T", "-e", "DATABASE_URL", "-e", "REFAPP_ADMIN_PASSWORD",
-                    "-e", "REFAPP_USER_PASSWORD", "api", "python", "-m", "refapp", *command,
-                    env=target_env)
+        seed_app(host, 5)
+        # The same schema and rows on PostgreSQL, as the operator gets them: the move.
+        moved = run_pyinfra(
+            "-y", "tests/stack/inventory.py", "deploys/sqlite_to_pg.py", "--limit",
+            "stack-staging", "--data", f"sqlite_path={database}", "--data",
+            "evidence_timestamp=ph-move",
+        )
+        assert moved.returncode == 0, moved.stdout[-4000:]
         assert health(host)["db_backend"] == "sqlite"
         yield {**host, "file": database, "pg_url": pg_url, "env_path": env_path, "base_env": text}
     finally:
@@ -146,7 +149,8 @@ def phased(stack: dict):
             leftover.unlink()
         for backup in env_path.parent.glob(".env.before-*"):
             backup.unlink()
-        shutil.rmtree(evidence, ignore_errors=True)
+        for directory in (evidence, *move_dirs):
+            shutil.rmtree(directory, ignore_errors=True)
         with superuser(stack, "staging") as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
         compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
@@ -199,12 +203,36 @@ def test_refusals_while_loading(phased: dict) -> None:
                        "i_know_what_im_doing=true", mode="--dry")
     assert no_file.returncode != 0
     assert "sqlite_path /nonexistent/app.sqlite3 is not a file on the host" in no_file.stdout
+    # Leaving SQLite needs the copy complete, verified and current (nothing the app wrote lost).
+    no_path = db_phase("shadow", mode="--dry")
+    assert no_path.returncode != 0 and "phase shadow moves the app off SQLite: set sqlite_path" in (
+        no_path.stdout
+    )
+    with sqlite3.connect(phased["file"]) as conn:  # the app wrote after the copy
+        conn.execute("UPDATE meters SET value = value + 1 WHERE id = 3")
+    try:
+        changed = db_phase("shadow", f"sqlite_path={phased['file']}", mode="-y")
+        assert changed.returncode != 0
+        line = f"phase shadow: {phased['file']} changed since the copy into PostgreSQL (meters)"
+        assert line in changed.stdout, changed.stdout[-2000:]
+    finally:
+        with sqlite3.connect(phased["file"]) as conn:
+            conn.execute("UPDATE meters SET value = value - 1 WHERE id = 3")
+    verified = Path(phased["evidence_root"]) / "state" / "sqlite_to_pg" / "verified.json"
+    assert json.loads(verified.read_text())["matched"] is True
+    verified.rename(verified.with_suffix(".aside"))
+    try:
+        unverified = db_phase("shadow", f"sqlite_path={phased['file']}", mode="-y")
+        assert unverified.returncode != 0
+        assert "into PostgreSQL has no passed verification" in unverified.stdout
+    finally:
+        verified.with_suffix(".aside").rename(verified)
     assert phased["env_path"].read_bytes() == before
     assert not (Path(phased["evidence_root"]) / "db_phase").exists()
 
 
 def test_shadow_reads_are_compared_and_logged(phased: dict, stack_secrets: list[str]) -> None:
-    dry, _ = switch(phased, "shadow", stack_secrets)
+    dry, _ = switch(phased, "shadow", stack_secrets, f"sqlite_path={phased['file']}")
     assert '-DATABASE_URL="sqlite:////app/.data/app.sqlite3"' in dry.stdout
     assert '+DATABASE_URL="${PG_DATABASE_URL}"' in dry.stdout
     assert '+DB_READ_MODE="shadow_compare"' in dry.stdout

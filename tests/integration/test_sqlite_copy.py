@@ -27,6 +27,7 @@ from psycopg import sql
 from turnout.remote import hostside_command, parse_hostside_output
 
 DB = "turnout_copyt"
+VERIFIED = STACK_DIR / "copy_test" / "state" / "verified.json"
 ENV = "COPYT_URL"
 OUTPUTS: list[str] = []
 USERS, METERS, TAGS, PLAYS = 300, 2000, 40, 120
@@ -226,8 +227,11 @@ def assert_verified(copyt: dict) -> None:
         sqlite_path=copyt["live"],
         report_path=str(report),
         log_path=str(copyt["root"] / "evidence" / "verify.log"),
+        verified_path=str(VERIFIED),
     )
     assert code == 0, stderr
+    marker = json.loads(VERIFIED.read_text())  # what the phases' pre-flight reads
+    assert marker["matched"] is True and marker["report"] == str(report)
     assert answer["ok"] is True and answer["matched"] is True and answer["sample"] is None
     for table in answer["tables"]:
         assert table["source_rows"] == table["target_rows"], table["name"]
@@ -365,8 +369,10 @@ def test_plan_copy_rerun_and_status(copyt: dict) -> None:
 def test_kill_9_then_resume(copyt: dict, point: str, jobs: int, workers: str) -> None:
     reset(copyt)
     assert target_is_empty(copyt)
+    VERIFIED.write_text('{"matched": true}')  # an earlier copy's passed verification
     code, _, _ = run_action(copyt, "sqlite_copy", fault_at=point, jobs=jobs, workers=workers)
     assert code in (-9, 137), f"the fault {point} did not kill the copy"
+    assert not VERIFIED.exists()  # the target changed: that verification no longer holds
     middle = plan(copyt)
     assert middle["checkpoint"]["state"] == "in_progress"
     if point in ("copy:mid-batch", "copy:after-commit"):

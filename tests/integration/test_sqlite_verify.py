@@ -334,8 +334,11 @@ def test_an_identical_copy_matches(vdb: dict) -> None:
 def test_same_key_different_content_is_found_with_its_key(vdb: dict) -> None:
     load_target(vdb)
     vdb["conn"].execute("UPDATE users SET email = 'planted@example.test' WHERE id = 42")
-    result, out, report = verify(vdb)
+    marker = ROOT / "verified.json"
+    marker.write_text('{"matched": true}')  # an earlier passed verification
+    result, out, report = verify(vdb, verified_path=str(marker))
     assert result.returncode == 1
+    assert not marker.exists()  # a failed verification takes the marker away
     line = result.stderr.strip().splitlines()[-1]
     assert f"verification failed: users: 1 row differs (key 42); report: {ROOT}" in line
     assert report["matched"] is False

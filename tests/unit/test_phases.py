@@ -84,3 +84,30 @@ def test_the_rollback_time_line_warns_over_budget() -> None:
         "rollback: app healthy on SQLite 12.3 s after the command started (budget 60 s)"
     )
     assert timing_line(75, 60).endswith("(budget 60 s) - OVER BUDGET")
+
+
+def test_leaving_sqlite_is_the_switch_of_the_primary_off_sqlite() -> None:
+    from turnout.phases import leaves_sqlite
+
+    on_sqlite = "sqlite:////app/.data/app.sqlite3"
+    assert [leaves_sqlite(p, on_sqlite) for p in PHASES] == [
+        p != "rollback" for p in PHASES
+    ]
+    assert not any(leaves_sqlite(p, "postgresql://app:***@db/app") for p in PHASES)
+    assert not any(leaves_sqlite(p, None) for p in PHASES)
+
+
+def test_an_unready_copy_names_why_and_the_way_forward() -> None:
+    from turnout.phases import unready_copy
+
+    done = {"checkpoint": {"state": "complete"}}
+    assert unready_copy(done, {"matched": True}, "/d/a.db") is None
+    changed = {"checkpoint": {"state": "mismatch", "changed_tables": ["meters", "users"]}}
+    assert unready_copy(changed, {"matched": True}, "/d/a.db").startswith(
+        "/d/a.db changed since the copy into PostgreSQL (meters, users): what the app wrote"
+    )
+    for state in ("none", "in_progress"):
+        line = unready_copy({"checkpoint": {"state": state}}, {"matched": True}, "/d/a.db")
+        assert f"is {state}, not complete; run deploys/sqlite_to_pg.py" in line
+    for verified in (None, {"matched": False}, {}):
+        assert "has no passed verification" in unready_copy(done, verified, "/d/a.db")

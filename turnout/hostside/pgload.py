@@ -74,6 +74,9 @@ from turnout.hostside.swap import FAULT_ENV, fault
 
 STATE_SCHEMA = "turnout_copy"
 SNAPSHOT_NAME = "sqlite_copy.snapshot.sqlite3"
+# The marker a passed verification keeps in the state directory (``sqlite_verify``'s
+# ``verified_path``); a copy that changes the target removes it first.
+VERIFIED_NAME = "verified.json"
 # Rows read per fetch while fingerprinting and while copying a table whole.
 FETCH_ROWS = 5000
 # The progress file is rewritten at most this often (seconds).
@@ -1596,6 +1599,9 @@ def run_copy(settings: CopySettings, phases: dict[str, float]) -> dict:
         local = local_state(settings.checkpoint, state)
         if state and state["completed_at"]:
             return {**rerun_of_complete(settings, pg_conn, state, local), "local": local}
+        # The target is about to change: an earlier verification no longer speaks for it.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(settings.state_dir, VERIFIED_NAME))
         snapshot, pairs, fingerprint = prepare_copy(settings, pg_conn, state, phases)
         state = read_state(pg_conn)
         update_local_checkpoint(settings.checkpoint, None, None, local_snapshot(state))

@@ -1541,11 +1541,39 @@ def action_sqlite_verify(params: dict) -> dict:
             summary_text(answer),
             0 if answer["matched"] else 1,
         )
+    keep_verified(params.get("verified_path"), answer, report_path)
     if not answer["matched"]:
         raise HostsideError(failure_line(answer, report_path))
     if interval_of(params):
         emit("sqlite_verify", matched_line(answer), params.get("log_path"))
     return answer
+
+
+def keep_verified(path: str | None, answer: dict, report_path: str | None) -> None:
+    """A passed verification leaves the marker ``path`` (what the phases' pre-flight reads
+    before the app leaves SQLite: matched, which copy, the report); a failed one removes it.
+
+    >>> keep_verified(None, {"matched": True}, None)  # no marker asked for
+    """
+    if not path:
+        return
+    if not answer["matched"]:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    write_json_atomically(
+        path,
+        {
+            "matched": True,
+            "sample": answer["sample"],
+            "copy_finished": answer["copy_finished"],
+            "report": report_path,
+            "verified_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "rows": sum(table["source_rows"] for table in answer["tables"]),
+        },
+    )
 
 
 def matched_line(answer: dict) -> str:
