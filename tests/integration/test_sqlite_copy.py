@@ -55,7 +55,7 @@ CREATE TABLE tags (name varchar(64) NOT NULL, weight integer,
 CREATE UNIQUE INDEX uq_tags_weight ON tags (weight);
 CREATE TABLE empty_things (id serial NOT NULL, label text,
     CONSTRAINT pk_empty_things PRIMARY KEY (id));
-CREATE TABLE "PlayCount" (id serial NOT NULL, plays integer NOT NULL,
+CREATE TABLE "PlayCount" (id serial NOT NULL, plays integer NOT NULL, meta jsonb,
     CONSTRAINT "pk_PlayCount" PRIMARY KEY (id));
 CREATE UNIQUE INDEX "uq_PlayCount_plays_id" ON "PlayCount" (plays, id);
 """
@@ -67,7 +67,7 @@ CREATE TABLE meters (id INTEGER NOT NULL PRIMARY KEY, user_id INTEGER NOT NULL
     REFERENCES users (id), value FLOAT, note TEXT);
 CREATE TABLE tags (name VARCHAR(64) NOT NULL PRIMARY KEY, weight INTEGER);
 CREATE TABLE empty_things (id INTEGER NOT NULL PRIMARY KEY, label TEXT);
-CREATE TABLE "PlayCount" (id INTEGER NOT NULL PRIMARY KEY, plays INTEGER NOT NULL);
+CREATE TABLE "PlayCount" (id INTEGER NOT NULL PRIMARY KEY, plays INTEGER NOT NULL, meta JSON);
 """
 TABLES = ("PlayCount", "empty_things", "meters", "tags", "users")
 # The target's rows in the SQLite file's representation (the test's own comparison; the real
@@ -78,14 +78,14 @@ TARGET_ROWS = {
     "meters": "SELECT id::int, user_id, value, note FROM meters ORDER BY id",
     "tags": "SELECT name, weight FROM tags ORDER BY name",
     "empty_things": "SELECT id, label FROM empty_things ORDER BY id",
-    "PlayCount": 'SELECT id, plays FROM "PlayCount" ORDER BY id',
+    "PlayCount": 'SELECT id, plays, meta::text FROM "PlayCount" ORDER BY id',
 }
 SOURCE_ROWS = {
     "users": "SELECT id, email, is_active, created_at FROM users ORDER BY id",
     "meters": "SELECT id, user_id, value, note FROM meters ORDER BY id",
     "tags": "SELECT name, weight FROM tags ORDER BY name",
     "empty_things": "SELECT id, label FROM empty_things ORDER BY id",
-    "PlayCount": 'SELECT id, plays FROM "PlayCount" ORDER BY id',
+    "PlayCount": 'SELECT id, plays, meta FROM "PlayCount" ORDER BY id',
 }
 SET_ASIDE = {
     "uq_users_email",
@@ -95,6 +95,11 @@ SET_ASIDE = {
     "uq_PlayCount_plays_id",
     "uq_tags_weight",
 }
+
+
+def play_meta(i: int) -> str | None:
+    """PlayCount's JSON column: jsonb's own text form (so the rows compare as text), or NULL."""
+    return f'{{"n": {i}, "tags": ["a"]}}' if i % 4 else None
 
 
 def build_sqlite(path: Path) -> None:
@@ -119,7 +124,8 @@ def build_sqlite(path: Path) -> None:
     )
     conn.executemany("INSERT INTO tags VALUES (?, ?)", [(f"tag-{i:03d}", i) for i in range(TAGS)])
     conn.executemany(
-        'INSERT INTO "PlayCount" VALUES (?, ?)', [(i, i * 3) for i in range(1, PLAYS + 1)]
+        'INSERT INTO "PlayCount" VALUES (?, ?, ?)',
+        [(i, i * 3, play_meta(i)) for i in range(1, PLAYS + 1)],
     )
     conn.commit()
     conn.close()
@@ -485,6 +491,32 @@ def test_bad_value_fails_naming_key_then_lossy_counts(copyt: dict) -> None:
     finally:
         with live:
             live.execute("UPDATE users SET email = 'user7@example.test' WHERE id = 7")
+        live.close()
+
+
+def test_invalid_json_is_named_by_key_and_column_then_lossy_counts(copyt: dict) -> None:
+    """JSON text goes to PostgreSQL unparsed (its own parser checks it); a batch the server
+    refuses is converted again with validation, so the line still names table, key, column."""
+    reset(copyt)
+    live = sqlite3.connect(copyt["live"])
+    with live:
+        live.execute("""UPDATE "PlayCount" SET meta = '{"n": 57,' WHERE id = 57""")
+    try:
+        code, answer, stderr = run_action(copyt, "sqlite_copy", batch_size=10)
+        assert code == 1 and stderr.count("\n") == 1
+        assert "table PlayCount key 57 column meta: invalid JSON" in answer["error"]
+        with target(copyt) as conn:  # the batch of keys 51..60 was not written
+            assert conn.execute('SELECT max(id) FROM "PlayCount"').fetchone()[0] == 50
+        answer = copy(copyt, batch_size=10, lossy=True)
+        assert ("PlayCount", "meta", 1) in [
+            (i["table"], i["column"], i["count"]) for i in answer["lossy"]
+        ]
+        with target(copyt) as conn:
+            rows = conn.execute('SELECT id, meta FROM "PlayCount" WHERE id IN (55, 57)').fetchall()
+        assert rows == [(55, {"n": 55, "tags": ["a"]}), (57, None)]  # lossy form: NULL
+    finally:
+        with live:
+            live.execute("""UPDATE "PlayCount" SET meta = '{"n": 57, "tags": ["a"]}' WHERE id=57""")
         live.close()
 
 

@@ -755,6 +755,27 @@ def convert_row(load: TableLoad, row: Sequence[object], number: int, key_of: int
         ) from None
 
 
+def name_bad_value(load: TableLoad, rows: list, key_of: int | None) -> None:
+    """After the target refused a batch: convert its rows again with JSON validated (the copy
+    leaves json/jsonb text to PostgreSQL's own parser, ``validate_json=False``) and raise the
+    line naming table, key and column of the first value that cannot convert; nothing when
+    every row converts (the refusal is then the server's own, e.g. a constraint).
+
+    >>> name_bad_value(load, [(1, '{"a": 1')], 0)  # doctest: +SKIP
+    HostsideError: table audit_logs key 1 column payload: invalid JSON; ...
+    """
+    if load.convert.validate_json or load.convert.lossy:
+        return  # the rows were validated as they were sent
+    checking = TableLoad(
+        job=load.job,
+        pg_conn=load.pg_conn,
+        convert=RowConverter(load.job.pair.columns, lossy=False, validate_json=True),
+        types=load.types,
+    )
+    for number, row in enumerate(rows):
+        convert_row(checking, row, number, key_of)
+
+
 def write_copy(load: TableLoad, cursor, rows: list, key_of: int | None) -> None:  # noqa: ANN001
     """``COPY … FROM STDIN`` of the batch's rows (binary or text), each converted as it is sent
     (the server inserts while the next rows convert), the fault point halfway."""
@@ -857,6 +878,7 @@ def commit_batch(
             load.convert.lossy_counts.update(counted)
             batch_transaction(load, rows, low, high, seconds, key_of)
     except (*DUMP_ERRORS, psycopg.errors.DataError, psycopg.errors.IntegrityError) as error:
+        name_bad_value(load, rows, key_of)  # JSON is left to the server: name its row here
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HostsideError(
             f"table {load.job.pair.name} keys {low if low is not None else 'start'}..{high}: "
@@ -1001,7 +1023,12 @@ def load_table(job: LoadJob) -> dict:
         load = TableLoad(
             job=job,
             pg_conn=pg_conn,
-            convert=RowConverter(job.pair.columns, lossy=job.settings.lossy),
+            # Keyed tables leave JSON text to PostgreSQL's parser (a refused batch is converted
+            # again with validation to name the row: ``name_bad_value``); a table copied whole
+            # validates as it sends.
+            convert=RowConverter(
+                job.pair.columns, lossy=job.settings.lossy, validate_json=job.pair.key is None
+            ),
             types=copy_types(pg_conn, [column.pg_type for column in job.pair.columns]),
             rows=job.rows,
             batches=job.batches,
