@@ -8,11 +8,17 @@
 # copy beside pgloader and psql \copy, on a private cluster in .bench/copy-stack; results in
 # .bench/copy-latest.{txt,json}; see scripts/bench_copy.py), e.g.
 #   scripts/bench.sh copy --rows 100000 --rounds 1            # a quick look
+# `scripts/bench.sh rollback [...]` times the SQLite -> PostgreSQL rollback phase (db_phase.py)
+# beside the raw .env edit + compose up (scripts/bench_rollback.py; .bench/rollback-latest.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [ "${1:-}" = copy ]; then
   shift
   exec .venv/bin/python scripts/bench_copy.py "$@"
+fi
+if [ "${1:-}" = rollback ]; then
+  shift
+  exec .venv/bin/python scripts/bench_rollback.py "$@"
 fi
 exec .venv/bin/python scripts/bench.py "$@"
