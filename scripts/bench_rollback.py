@@ -300,10 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         f"round(s) interleaved, {options.rows} rows per table; {os.cpu_count()} CPUs; wall "
         f"{(time.monotonic() - began) / 60:.1f} min",
         "",
-        f"turnout db_phase rollback, wall s          {median_cell(turnout_wall)}",
-        f"turnout, recorded (command start -> healthy) {median_cell(recorded)}",
-        f"raw .env edit + compose up --wait + health  {median_cell(raw_wall)}",
-        f"turnout / raw (wall, medians)               {ratio:.2f}x",
+        f"{'turnout db_phase rollback, wall s':<46} {median_cell(turnout_wall)}",
+        f"{'turnout, recorded (command start -> healthy)':<46} {median_cell(recorded)}",
+        f"{'raw .env edit + compose up --wait + health':<46} {median_cell(raw_wall)}",
+        f"{'turnout / raw (wall, medians)':<46} {ratio:.2f}x",
         f"budget {BUDGET_S:.0f} s: {'met' if worst <= BUDGET_S else 'missed'} "
         f"(slowest recorded {worst:.2f} s)",
     ]
