@@ -45,6 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / ".bench"
 STACK_DIR = BENCH / "rollback-stack"
 SQLITE_URL = "sqlite:////app/.data/app.sqlite3"
+# The app on its SQLite file: what the rollback phase writes (turnout/phases.py's table).
+ON_SQLITE = {
+    "DATABASE_URL": SQLITE_URL,
+    "DATABASE_URL_SECONDARY": "",
+    "DB_WRITE_MODE": "single",
+    "DB_READ_MODE": "primary",
+}
 TARGET_DB = "rollback_target"
 BUDGET_S = 60.0
 
@@ -166,16 +173,7 @@ def prepare(env: dict[str, str], rows: int) -> dict:
     for state in ("sqlite_to_pg", "state/sqlite_to_pg", "db_phase"):
         run(["rm", "-rf", str(Path(host["evidence_root"]) / state)], env)
     pg_url = staging_url.rsplit("/", 1)[0] + f"/{TARGET_DB}"
-    set_env_values(
-        host["env_file"],
-        {
-            "DATABASE_URL": SQLITE_URL,
-            "DATABASE_URL_SECONDARY": "",
-            "DB_WRITE_MODE": "single",
-            "DB_READ_MODE": "primary",
-            "PG_DATABASE_URL": pg_url,
-        },
-    )
+    set_env_values(host["env_file"], {**ON_SQLITE, "PG_DATABASE_URL": pg_url})
     compose(host, env, "up", "--detach", "--wait", "--wait-timeout", "180")
     env_values = dict(
         line.split("=", 1)
@@ -247,15 +245,7 @@ def raw_sample(env: dict[str, str], ctx: dict) -> dict:
     host = ctx["host"]
     url = host["base_url"] + "/api/v1/health"
     started = time.monotonic()
-    set_env_values(
-        host["env_file"],
-        {
-            "DATABASE_URL": SQLITE_URL,
-            "DATABASE_URL_SECONDARY": "",
-            "DB_WRITE_MODE": "single",
-            "DB_READ_MODE": "primary",
-        },
-    )
+    set_env_values(host["env_file"], ON_SQLITE)
     compose(host, env, "up", "--detach", "--wait", "--wait-timeout", "180", "api", "worker")
     deadline = time.monotonic() + 120
     while health(url).get("db_backend") != "sqlite":
