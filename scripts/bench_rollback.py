@@ -42,6 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from bench import compose_argv, read_env_file, superuser  # noqa: E402 - the stack's helpers
+
 BENCH = REPO / ".bench"
 STACK_DIR = BENCH / "rollback-stack"
 SQLITE_URL = "sqlite:////app/.data/app.sqlite3"
@@ -70,8 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def stack_env(port_base: int) -> dict[str, str]:
+    """The environment of every command, and of this process (the stack helpers read it)."""
+    os.environ.update(TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=str(port_base))
     env = dict(os.environ)
-    env.update(TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=str(port_base))
     env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}"
     return env
 
@@ -94,18 +98,7 @@ def run(argv: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.
 
 
 def compose(host: dict, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    argv = [
-        "/usr/bin/docker",
-        "compose",
-        "--env-file",
-        host["env_file"],
-        "-f",
-        host["compose_file"],
-        "-p",
-        host["compose_project"],
-        *args,
-    ]
-    return run(argv, env)
+    return run(compose_argv(host, *args), env)
 
 
 def set_env_values(path: str, values: dict[str, str]) -> None:
@@ -145,27 +138,13 @@ def prepare(env: dict[str, str], rows: int) -> dict:
     stack = json.loads((STACK_DIR / "stack.json").read_text())
     host = stack["hosts"]["staging"]
     env["DOCKER_HOST"] = stack["docker"]["host"]
-    import psycopg  # the bench's own superuser connection, as the tests make theirs
-
-    password = (STACK_DIR / "secrets" / "pg_staging_superuser").read_text().strip()
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=stack["pg"]["staging"]["port"],
-        user="postgres",
-        password=password,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
+    with superuser("staging", "postgres") as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TARGET_DB} OWNER app")
-    values = dict(
-        line.split("=", 1)
-        for line in Path(host["env_file"]).read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    staging_url = values["DATABASE_URL"].strip('"')
+    values = read_env_file(host["env_file"])  # compose's own rules (quotes, escapes)
+    staging_url = values["DATABASE_URL"]
     if staging_url.startswith("sqlite"):
-        staging_url = values["PG_DATABASE_URL"].strip('"')
+        staging_url = values["PG_DATABASE_URL"]
     compose(host, env, "down", "--timeout", "5")
     database = Path(host["assets_dir"]) / "app.sqlite3"
     for leftover in database.parent.glob("app.sqlite3*"):
@@ -175,14 +154,7 @@ def prepare(env: dict[str, str], rows: int) -> dict:
     pg_url = staging_url.rsplit("/", 1)[0] + f"/{TARGET_DB}"
     set_env_values(host["env_file"], {**ON_SQLITE, "PG_DATABASE_URL": pg_url})
     compose(host, env, "up", "--detach", "--wait", "--wait-timeout", "180")
-    env_values = dict(
-        line.split("=", 1)
-        for line in Path(host["env_file"]).read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    accounts = {
-        k: env_values[k].strip('"') for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")
-    }
+    accounts = {k: values[k] for k in ("REFAPP_ADMIN_PASSWORD", "REFAPP_USER_PASSWORD")}
     compose(
         host,
         {**env, **accounts},
