@@ -27,6 +27,7 @@ compose.up(
     compose_file=settings.compose_file_path,
     project=settings.compose_project,
     docker_bin=settings.docker_bin,
+    one_shot=settings.migration_services,
 )
 
 http.health(

@@ -142,7 +142,9 @@ if "target" in plan.databases and (plan.runs("restore-db") or plan.runs("migrate
     )
 
 if plan.runs("up"):
-    compose.up(name="Compose up", stopped_before=frozen, **app)
+    compose.up(
+        name="Compose up", stopped_before=frozen, one_shot=settings.migration_services, **app
+    )
     compose.record_state(name="Record compose ps", path=run.output("compose_ps.json"), **app)
 
 if plan.runs("health"):

@@ -28,6 +28,7 @@ JSON in ``outputs/`` and every tool's redacted output in ``logs/``.
 
 from pyinfra.operations import files
 
+from turnout.cutover import db_exec_argv
 from turnout.operations import assets, db, evidence, http, validate
 from turnout.runbook import Preflight, start_runbook
 from turnout.settings import SettingsError
@@ -78,6 +79,7 @@ db.restore(
     log_path=run.log("pg_restore.log"),
     progress_interval_s=settings.progress_interval_s,
     policy=settings.restore,
+    compose_exec=db_exec_argv(settings),
 )
 
 if not settings.assets:

@@ -171,23 +171,26 @@ if plan.db_host and plan.mode == "restore":
             compose_exec=plan.db_exec,
         )
 
-if plan.db_host:
-    alembic.record(
-        name="Alembic revision after", path=run.output("alembic_after.json"), **app, **in_app
+if plan.db_host and plan.mode == "release":
+    checks.prechecks(
+        name="Pre-checks again (after)",
+        database=checked,
+        checks=settings.prechecks,
+        record=run.output("prechecks_after.json"),
+        limit=settings.precheck_limit,
+        phase="after",
+        timeout_ms=settings.precheck_timeout_ms,
     )
-    if plan.mode == "release":
-        checks.prechecks(
-            name="Pre-checks again (after)",
-            database=checked,
-            checks=settings.prechecks,
-            record=run.output("prechecks_after.json"),
-            limit=settings.precheck_limit,
-            phase="after",
-            timeout_ms=settings.precheck_timeout_ms,
-        )
 
 if plan.app_host:
-    compose.up(name="Up: start the writers", stopped_before=frozen, **app)
+    compose.up(
+        name="Up: start the writers",
+        stopped_before=frozen,
+        one_shot=settings.migration_services,
+        # after a downgrade the app's own migration service would upgrade straight back
+        skip=settings.migration_services if plan.mode == "downgrade" else (),
+        **app,
+    )
     if settings.health:
         http.health(
             name="Health",
@@ -199,6 +202,17 @@ if plan.app_host:
         )
     if settings.smoke:
         smoke.core(name="Smoke: core", **plan.smoke, record=run.output("smoke.json"))
+
+if plan.db_host:
+    # Read from the live database at the very end, after the writers came up: what the run
+    # record says is after is what the database holds, and it must be where this run took it.
+    alembic.record(
+        name="Alembic revision after (the live database, at the end)",
+        path=run.output("alembic_after.json"),
+        expect=release.expected_after(run, plan),
+        **app,
+        **in_app,
+    )
 
 evidence.run_record(
     name="Run record",

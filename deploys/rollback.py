@@ -99,7 +99,14 @@ if downgrades:
     )
 
 if app_host:
-    compose.up(name="Compose up", stopped_before=frozen, **app)
+    compose.up(
+        name="Compose up",
+        stopped_before=frozen,
+        one_shot=settings.migration_services,
+        # after a downgrade the app's own migration service would upgrade straight back
+        skip=settings.migration_services if settings.rollback_db == "downgrade" else (),
+        **app,
+    )
     compose.record_state(name="Record compose ps", path=run.output("compose_ps.json"), **app)
     if settings.health:
         http.health(

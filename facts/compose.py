@@ -1,6 +1,7 @@
 """Facts about docker compose projects (C2: compose service state)."""
 
 import json
+import re
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
@@ -67,11 +68,35 @@ def parse_labels(labels: str) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
+# ``docker compose up --dry-run`` says, per container, what ``up`` would do to it:
+# " DRY-RUN MODE -  Container app-api-1  Recreate". The first word said of a container decides.
+DRY_RUN_RE = re.compile(r"DRY-RUN MODE -\s+Container\s+(?P<name>\S+)\s+(?P<action>\w+)")
+
+
+def parse_dry_run(lines: list[str]) -> dict[str, str]:
+    """Container name → the first action ``up --dry-run`` names for it.
+
+    >>> parse_dry_run([" DRY-RUN MODE -  Container p-api-1  Recreate",
+    ...                " DRY-RUN MODE -  Container p-api-1  Recreated"])
+    {'p-api-1': 'Recreate'}
+    """
+    actions: dict[str, str] = {}
+    for line in lines:
+        match = DRY_RUN_RE.search(line)
+        if match:
+            actions.setdefault(match.group("name"), match.group("action"))
+    return actions
+
+
 class ComposeServices(FactBase[dict]):
     """
-    The services of a compose project as they run, and the configuration hash each should run
-    with. A service whose ``config_hash`` differs from ``expected[service]`` runs an outdated
-    configuration; a service missing from ``services`` is not created.
+    The services of a compose project as they run, and what ``docker compose up`` would do to
+    each, decided by compose itself (``up --dry-run``: ``Running`` is current, ``Recreate`` an
+    outdated configuration, ``Starting`` a stopped container). ``expected`` lists every service
+    of the compose file with ``config --hash``; a service missing from ``services`` is not
+    created. When the dry run is not available (compose before v2.14) ``plan`` is None and the
+    configuration hash label is compared instead (which differs for a service with ``env_file:``
+    on compose v2.40, so the dry run is preferred).
 
     .. code:: python
 
@@ -81,8 +106,10 @@ class ComposeServices(FactBase[dict]):
             compose_file="/srv/app/docker-compose.yml", project="app",
         )
         # {"ok": True, "error": None,
-        #  "services": {"api": {"state": "running", "health": "healthy", "config_hash": "…"}},
-        #  "expected": {"api": "…", "db": "…", "worker": "…"}}
+        #  "services": {"api": {"state": "running", "health": "healthy", "exit_code": 0,
+        #                       "config_hash": "…", "container": "app-api-1",
+        #                       "up_action": "Running"}},
+        #  "expected": {"api": "…", "db": "…", "worker": "…"}, "plan": {"app-api-1": "Running"}}
     """
 
     def command(
@@ -104,6 +131,9 @@ class ComposeServices(FactBase[dict]):
             "2>&1 || echo '#failed';",
             "echo '#hash';",
             compose_command("config", "--hash", "*", **where),
+            "2>&1 || echo '#failed';",
+            "echo '#dryrun';",
+            compose_command("up", "--dry-run", "--detach", **where),
             "2>&1 || echo '#failed'",
         )
 
@@ -111,12 +141,13 @@ class ComposeServices(FactBase[dict]):
         sections: dict[str, list[str]] = {}
         current = ""
         for line in output:
-            if line in ("#ps", "#hash"):
+            if line in ("#ps", "#hash", "#dryrun"):
                 current = line[1:]
                 sections[current] = []
             elif current:
                 sections[current].append(line)
-        for name, lines in sections.items():
+        for name in ("ps", "hash"):
+            lines = sections.get(name, [])
             if "#failed" in lines:
                 message = " ".join(line for line in lines if line != "#failed")[:500]
                 return {
@@ -124,7 +155,10 @@ class ComposeServices(FactBase[dict]):
                     "error": f"docker compose {name} failed: {message}",
                     "services": {},
                     "expected": {},
+                    "plan": None,
                 }
+        dry_lines = sections.get("dryrun")
+        plan = None if dry_lines is None or "#failed" in dry_lines else parse_dry_run(dry_lines)
         services = {}
         for line in sections.get("ps", []):
             line = line.strip()
@@ -133,14 +167,19 @@ class ComposeServices(FactBase[dict]):
             entries = json.loads(line)
             for entry in entries if isinstance(entries, list) else [entries]:
                 labels = parse_labels(entry.get("Labels", ""))
+                container = entry.get("Name", "")
                 services[entry["Service"]] = {
                     "state": entry.get("State", ""),
                     "health": entry.get("Health", ""),
+                    "exit_code": entry.get("ExitCode"),
                     "config_hash": labels.get("com.docker.compose.config-hash", ""),
+                    "container": container,
+                    "up_action": (plan or {}).get(container),
                 }
         expected = {}
         for line in sections.get("hash", []):
             service, _, digest = line.strip().partition(" ")
             if service and digest:
                 expected[service] = digest
-        return {"ok": True, "error": None, "services": services, "expected": expected}
+        return {"ok": True, "error": None, "services": services, "expected": expected,
+                "plan": plan}

@@ -315,11 +315,15 @@ def record(
     service: str = "api",
     app_python: str = "uv run python",
     once: bool = False,
+    expect: str | None = None,
 ):
     """
     Keep the Alembic status (current revision, heads, pending revisions) as JSON in the evidence
     file ``path`` (0600): the revision before a migration, or after it. With ``once``, a file
     already there is kept as it is (the "before" of a run stays the first one measured).
+    With ``expect`` (a revision, or ``head``) the database must be there: the record is kept as
+    measured and the step fails when it is not (after a downgrade, something may have upgraded
+    it straight back: the app's migration service, or an app that migrates on start).
 
     .. code:: python
 
@@ -350,5 +354,15 @@ def record(
             sort_keys=True,
         )
         yield from keep_text(path, text + "\n")
+        if expect:
+            current = status.get("current") or []
+            reached = status.get("at_head") if expect == "head" else current == [expect]
+            if not reached:
+                raise OperationError(
+                    f"the database is at {', '.join(current) or 'no revision'} at the end of the "
+                    f"run, not {expect}: something migrated it after this run's own step (a "
+                    "one-shot migration service not named in migration_services, or an app that "
+                    f"migrates on start); the measurement is in {path}"
+                )
     except OperationError as error:
         yield from stop(error)

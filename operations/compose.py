@@ -13,9 +13,19 @@ from turnout.memo import observe
 from turnout.operations.evidence import keep_text, plan_keep
 
 
-def stale_services(compose: dict, services: list[str] | None) -> dict[str, str]:
-    """Services that ``up`` must (re)create, each with the reason, from a ComposeServices fact."""
-    wanted = services or sorted(compose["expected"])
+def stale_services(
+    compose: dict,
+    services: list[str] | None,
+    one_shot: tuple[str, ...] | list[str] = (),
+    skip: tuple[str, ...] | list[str] = (),
+) -> dict[str, str]:
+    """Services that ``up`` must (re)create or start, each with the reason, from a
+    ComposeServices fact. Compose decides what is outdated (its ``up --dry-run``; the config
+    hash label only where the dry run is not available). A ``one_shot`` service (a migration or
+    seeding job that runs to completion) that exited 0 with the current configuration is done,
+    not stale; one that is still running is left to finish. ``skip`` services are never
+    started (a migration service after a downgrade)."""
+    wanted = [s for s in services or sorted(compose["expected"]) if s not in skip]
     stale = {}
     for service in wanted:
         if service not in compose["expected"]:
@@ -23,10 +33,20 @@ def stale_services(compose: dict, services: list[str] | None) -> dict[str, str]:
         running = compose["services"].get(service)
         if running is None:
             stale[service] = "not created"
+            continue
+        if compose.get("plan") is not None:
+            outdated = running.get("up_action") in ("Recreate", "Create", "Creating")
+        else:
+            outdated = running["config_hash"] != compose["expected"][service]
+        if outdated:
+            stale[service] = "configuration changed"
+        elif service in one_shot:
+            if running["state"] == "exited" and running.get("exit_code") not in (0, None):
+                stale[service] = f"exited with {running['exit_code']}"
+            elif running["state"] not in ("exited", "running"):
+                stale[service] = running["state"] or "not run"
         elif running["state"] != "running":
             stale[service] = running["state"] or "not running"
-        elif running["config_hash"] != compose["expected"][service]:
-            stale[service] = "configuration changed"
         elif running["health"] not in ("", "healthy"):
             stale[service] = running["health"]
     return stale
@@ -41,11 +61,15 @@ def up(
     docker_bin: str = "docker",
     wait_timeout: int = 180,
     stopped_before: tuple[str, ...] | list[str] = (),
+    one_shot: tuple[str, ...] | list[str] = (),
+    skip: tuple[str, ...] | list[str] = (),
 ):
     """
     Bring compose services up, and wait until they run (and are healthy, where they have a
-    health check). Services already running with the current configuration are left alone, so a
-    second run changes nothing.
+    health check). Services already running with the current configuration are left alone, and
+    a one-shot service that exited 0 with it is done, so a second run changes nothing. When only
+    some services need work, only those are named, with ``--no-deps``: compose would otherwise
+    start a finished one-shot dependency (the app's migrations) again.
 
     + env_file: the server-side ``.env`` passed as ``--env-file``
     + compose_file: the compose file passed as ``-f``
@@ -55,6 +79,9 @@ def up(
     + wait_timeout: seconds ``--wait`` may take before the step fails
     + stopped_before: services an earlier step of the run stops (a freeze): while planning
       they count as stopped, so the plan says they will be started again
+    + one_shot: services that run to completion (``migration_services``: migrations, seeding)
+    + skip: services never started by this step (the migration services after a downgrade:
+      they would upgrade straight back)
 
     .. code:: python
 
@@ -64,6 +91,7 @@ def up(
             env_file="/srv/app/.env",
             compose_file="/srv/app/docker-compose.yml",
             project="app",
+            one_shot=("prestart",),
         )
     """
     try:
@@ -71,27 +99,31 @@ def up(
         compose = host.get_fact(ComposeServices, **where)
         if not compose["ok"]:
             raise OperationError(compose["error"])
-        stale = stale_services(compose, services)
+        stale = stale_services(compose, services, one_shot, skip)
         if not host.state.is_executing:
             for service in stopped_before:
                 if service not in stale and service in compose["expected"]:
                     running = (compose["services"].get(service) or {}).get("state")
-                    if running == "running":
+                    if running == "running" and service not in skip:
                         stale[service] = "stopped by the freeze step first"
+        wanted = [s for s in services or sorted(compose["expected"]) if s not in skip]
         if not stale:
-            host.noop(
-                "compose services running with the current configuration: "
-                + ", ".join(services or sorted(compose["expected"]))
-            )
+            host.noop("compose services up to date: " + ", ".join(wanted))
             return
-        host.log("Will bring up: " + ", ".join(f"{s} ({why})" for s, why in sorted(stale.items())))
+        left_alone = [s for s in wanted if s not in stale] + [
+            s for s in skip if s in compose["expected"]
+        ]
+        plan = "Will bring up: " + ", ".join(f"{s} ({why})" for s, why in sorted(stale.items()))
+        if left_alone:
+            plan += "; left as they are (--no-deps): " + ", ".join(sorted(left_alone))
+        host.log(plan)
         yield compose_command(
             "up",
             "--detach",
             "--wait",
             "--wait-timeout",
             str(wait_timeout),
-            *(services or []),
+            *(["--no-deps", *sorted(stale)] if left_alone else (services or [])),
             **where,
         )
     except OperationError as error:

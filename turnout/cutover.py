@@ -127,8 +127,9 @@ def compose_where(settings: Settings) -> dict[str, Any]:
 
 
 def db_exec_argv(settings: Settings) -> list[str] | None:
-    """How to run libpq tools inside the database's compose service (``db_in_compose``)."""
-    if not settings.db_in_compose:
+    """How to run libpq tools inside the database's compose service (``db_in_compose``, or
+    ``db_connect=compose``)."""
+    if not settings.db_tools_in_compose:
         return None
     from turnout.facts.compose import compose_exec_argv
 

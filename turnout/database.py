@@ -29,10 +29,25 @@ class Database:
 
     dsn_env: str
     env_file: str | None = None
+    # ``keyword=VARIABLE`` items: the DSN is built on the host from these variables (the DSN in
+    # parts, as ``POSTGRES_SERVER``/``POSTGRES_PASSWORD``/…); ``dsn_env`` then only names it.
+    parts: tuple[str, ...] = ()
+    # argv prefix running a program inside the database's compose service: the database is
+    # reachable only inside compose, every connection goes through it (``hostside/tunnel.py``).
+    via: tuple[str, ...] = ()
 
-    def params(self) -> dict[str, str | None]:
-        """The host-side program's parameters naming this database."""
-        return {"dsn_env": self.dsn_env, "env_file": self.env_file}
+    def params(self) -> dict[str, Any]:
+        """The host-side program's parameters naming this database.
+
+        >>> Database("DATABASE_URL", parts=("host=PGHOST",)).params()["dsn_parts"]
+        {'host': 'PGHOST'}
+        """
+        params: dict[str, Any] = {"dsn_env": self.dsn_env, "env_file": self.env_file}
+        if self.parts:
+            params["dsn_parts"] = dict(item.split("=", 1) for item in self.parts)
+        if self.via:
+            params["db_via"] = list(self.via)
+        return params
 
     def __str__(self) -> str:
         return self.dsn_env
@@ -57,6 +72,35 @@ class SqliteDatabase:
 
     def __str__(self) -> str:
         return f"SQLite {self.path}"
+
+
+def app_database(settings: Any) -> Database:
+    """The app's own database as the settings describe it (``target_dsn_env`` or
+    ``target_dsn_parts``; with ``db_connect=compose`` reached through ``db_service``)."""
+    via: tuple[str, ...] = ()
+    if settings.db_connect == "compose":
+        from turnout.facts.compose import compose_exec_argv
+
+        via = tuple(
+            compose_exec_argv(
+                settings.db_service,
+                settings.env_file_path,
+                settings.compose_file_path,
+                settings.compose_project,
+                settings.docker_bin,
+            )
+        )
+    return Database(
+        settings.target_dsn_env, settings.env_file_path, parts=settings.target_dsn_parts, via=via
+    )
+
+
+def source_database(settings: Any) -> Database:
+    """The database a rehearsal copies (``source_dsn_env`` or ``source_dsn_parts``), reached
+    from the host with its DSN."""
+    return Database(
+        settings.source_dsn_env, settings.env_file_path, parts=settings.source_dsn_parts
+    )
 
 
 def default_env_file(data: Any) -> str:

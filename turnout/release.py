@@ -220,6 +220,18 @@ def check_plan(run: Any, plan: ReleasePlan) -> ReleasePlan:
     )
 
 
+def expected_after(run: Any, plan: ReleasePlan) -> str | None:
+    """The revision the database must be at when the run ends: the downgrade's target, the
+    release's target (``head`` for the heads), the undone release's revision before for a
+    restore (None when that release recorded none)."""
+    if plan.mode == "downgrade":
+        return plan.undo["target"]
+    if plan.mode == "restore":
+        before = (plan.undo.get("revisions") or {}).get("before")
+        return before or None
+    return run.settings.target_revision
+
+
 def gate_parts(text: str) -> tuple[str, list[str], str]:
     """(table, columns, constraint) of the ``unique_gate`` setting.
 

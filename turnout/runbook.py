@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from pyinfra import host, state
 
-from turnout.database import Database
+from turnout.database import Database, app_database, source_database
 from turnout.evidence import evidence_dir, run_timestamp
 from turnout.facts.assets import RsyncSides
 from turnout.facts.dump import DumpInfo
@@ -101,13 +101,12 @@ def start_runbook(task: str, preflight: Preflight | None = None) -> Run:
     install_interrupt_handler()
     install_step_clock(state)
     settings = load_settings(host.data)
-    env_file = settings.env_file_path
     run = Run(
         task=task,
         settings=settings,
         run_dir=evidence_dir(settings.evidence_root, task, run_timestamp(settings, state)),
-        source=Database(settings.source_dsn_env, env_file),
-        target=Database(settings.target_dsn_env, env_file),
+        source=source_database(settings),
+        target=app_database(settings),
     )
     host._turnout_error_log = run.log("hostside.log")
     check_inputs(run, preflight or Preflight())

@@ -389,6 +389,47 @@ def _services(value: object) -> tuple[str, ...]:
     return items
 
 
+_LIBPQ_PART_KEYWORDS = frozenset(
+    ("host", "hostaddr", "port", "user", "password", "dbname", "sslmode", "options",
+     "application_name", "connect_timeout", "target_session_attrs")
+)
+
+
+def _dsn_parts(value: object) -> tuple[str, ...]:
+    """``keyword=VARIABLE`` items (a libpq keyword and the variable holding its value); empty or
+    ``none``: the DSN is one variable (``*_dsn_env``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    items = _string_list(value)
+    pairs = [item.partition("=") for item in items or ()]
+    if (
+        not items
+        or any(not sep or key.strip() not in _LIBPQ_PART_KEYWORDS for key, sep, _ in pairs)
+        or any(not _ENV_NAME_RE.fullmatch(name.strip()) for _, _, name in pairs)
+    ):
+        raise _Invalid(
+            "libpq keyword=VARIABLE items like host=POSTGRES_SERVER,port=POSTGRES_PORT,"
+            "user=POSTGRES_USER,password=POSTGRES_PASSWORD,dbname=POSTGRES_DB (keywords: "
+            + ", ".join(sorted(_LIBPQ_PART_KEYWORDS)) + ")"
+        )
+    return tuple(f"{key.strip()}={name.strip()}" for key, _, name in pairs)
+
+
+def _one_of(*choices: str) -> _Validator:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise _Invalid(" or ".join(choices))
+        return value
+
+    return check
+
+
+def _optional_services(value: object) -> tuple[str, ...]:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    return _services(value)
+
+
 def _service(value: object) -> str:
     if not isinstance(value, str) or not _COMPOSE_SERVICE_RE.fullmatch(value):
         raise _Invalid("a compose service name like db")
@@ -1007,6 +1048,23 @@ class Settings:
         doc="Environment variable (on the host) holding the target DSN.",
         section=_MOVE,
     )
+    source_dsn_parts: tuple[str, ...] = setting(
+        (),
+        _dsn_parts,
+        example="host=SRC_PGHOST,port=SRC_PGPORT,user=SRC_PGUSER,password=SRC_PGPASSWORD,"
+        "dbname=SRC_PGDB",
+        doc="The source DSN from parts (libpq keyword=VARIABLE); empty: source_dsn_env.",
+        section=_MOVE,
+    )
+    target_dsn_parts: tuple[str, ...] = setting(
+        (),
+        _dsn_parts,
+        example="host=POSTGRES_SERVER,port=POSTGRES_PORT,user=POSTGRES_USER,"
+        "password=POSTGRES_PASSWORD,dbname=POSTGRES_DB",
+        doc="The target DSN from parts (libpq keyword=VARIABLE, built with make_conninfo, no "
+        "percent-encoding); target_dsn_env then only names it in markers; empty: one variable.",
+        section=_MOVE,
+    )
     dump_format: str = setting(
         "custom",
         _dump_format,
@@ -1106,11 +1164,28 @@ class Settings:
         doc="The database runs in compose: dump and restore run inside its container.",
         section=_CUTOVER,
     )
+    migration_services: tuple[str, ...] = setting(
+        (),
+        _optional_services,
+        example="prestart",
+        doc="One-shot compose services (migrations, seeding): done once they exited 0 with the "
+        "current configuration; never started after a downgrade.",
+        section=_CUTOVER,
+    )
+    db_connect: str = setting(
+        "dsn",
+        _one_of("dsn", "compose"),
+        example="compose",
+        doc="How turnout reaches the app's own database: dsn (from the host, as the DSN says) or "
+        "compose (only inside compose: every connection and tool goes through "
+        "'docker compose exec -T <db_service>', the DSN's host ignored).",
+        section=_CUTOVER,
+    )
     db_service: str = setting(
         "db",
         _service,
         example="db",
-        doc="The compose service of the database (with db_in_compose).",
+        doc="The compose service of the database (with db_in_compose or db_connect=compose).",
         section=_CUTOVER,
     )
     app_service: str = setting(
@@ -1408,6 +1483,12 @@ class Settings:
     def compose_file_path(self) -> str:
         """The compose file: ``compose_file`` or ``<app_root>/docker-compose.yml``."""
         return self.compose_file or posixpath.join(self.app_root, "docker-compose.yml")
+
+    @property
+    def db_tools_in_compose(self) -> bool:
+        """libpq tools run inside ``db_service``: ``db_in_compose``, or a database reachable only
+        inside compose (``db_connect=compose``)."""
+        return self.db_in_compose or self.db_connect == "compose"
 
     @property
     def health_expect_map(self) -> dict[str, str]:

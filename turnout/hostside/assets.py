@@ -19,7 +19,7 @@ import os
 import re
 import stat
 
-from turnout.hostside.base import HostsideError, host_dsn, run_tool
+from turnout.hostside.base import HostsideError, params_dsn, run_tool
 from turnout.hostside.progress import (
     Ticker,
     interval_of,
@@ -216,7 +216,7 @@ def action_asset_sample(params: dict) -> dict:
             f"assets directory {assets_dir} does not exist on this host; set assets_dir to the "
             f"host directory mounted at {prefix}"
         )
-    dsn = host_dsn(params["dsn_env"], params.get("env_file"))
+    dsn = params_dsn(params)
     base = asset_prefix_norm(prefix)
     values = {
         "base": base,

@@ -155,6 +155,52 @@ def host_dsn(dsn_env: str, env_file: str | None = None) -> str:
     return normalized
 
 
+def parts_dsn(label: str, parts: dict[str, str], env_file: str | None = None) -> str:
+    """The keyword DSN built from the variables ``parts`` names (libpq keyword → variable, e.g.
+    ``{"host": "POSTGRES_SERVER", "password": "POSTGRES_PASSWORD"}``), each read from the
+    process environment first, then the env file, as compose gives them to the app. Built with
+    ``psycopg.conninfo.make_conninfo``, so a password needs no percent-encoding. A variable that
+    is not set is an error naming it (an empty one is left out, as libpq would take it)."""
+    from psycopg.conninfo import make_conninfo
+
+    from_file: dict[str, str] | None = None
+    values: dict[str, str] = {}
+    for keyword, name in parts.items():
+        value = os.environ.get(name)
+        if value is None and env_file:
+            if from_file is None:
+                from_file = read_env_file(env_file)
+            value = from_file.get(name)
+        if value is None:
+            where = f"the environment or {env_file}" if env_file else "the environment"
+            raise HostsideError(f"{name} ({label}'s {keyword}) is not set in {where}")
+        if value:
+            values[keyword] = value
+    if values.get("password"):
+        remember_secret(values["password"])
+    try:
+        return make_conninfo("", **values)
+    except Exception as error:  # psycopg.ProgrammingError: an unknown keyword
+        raise HostsideError(f"{label}: the DSN parts do not make a DSN: {error}") from None
+
+
+def params_dsn(params: dict) -> str:
+    """The DSN of the database ``params`` name (``turnout.database.Database.params``): the
+    variable ``dsn_env``, or the variables of ``dsn_parts``; with ``db_via`` (the database is
+    reachable only inside compose) its host replaced by a tunnel through that service
+    (``turnout.hostside.tunnel``)."""
+    env_file = params.get("env_file")
+    if params.get("dsn_parts"):
+        dsn = parts_dsn(params["dsn_env"], params["dsn_parts"], env_file)
+    else:
+        dsn = host_dsn(params["dsn_env"], env_file)
+    if params.get("db_via"):
+        from turnout.hostside.tunnel import tunnel_dsn
+
+        dsn = tunnel_dsn(dsn, list(params["db_via"]))
+    return dsn
+
+
 def write_json_atomically(path: str, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` (mode 0600) via a temporary file, fsync and rename."""
     directory = os.path.dirname(path) or "."

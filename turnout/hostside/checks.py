@@ -33,7 +33,7 @@ import re
 import secrets
 import time
 
-from turnout.hostside.base import HostsideError, host_dsn, libpq_child, run_tool
+from turnout.hostside.base import HostsideError, libpq_child, params_dsn, run_tool
 from turnout.hostside.pg import (
     pg_connect,
     pg_current_database,
@@ -625,7 +625,7 @@ def scratch_copy(params: dict, expected: list, log_path: str | None, timeout: fl
     from psycopg.conninfo import make_conninfo
 
     name = f"turnout_scratch_{os.getpid()}_{secrets.token_hex(4)}"
-    dsn = host_dsn(params["dsn_env"], params.get("env_file"))
+    dsn = params_dsn(params)
     started = time.monotonic()
     with pg_connect(params) as conn:
         try:

@@ -34,9 +34,9 @@ from turnout.hostside.base import (
     _SECRETS,
     HostsideError,
     append_log,
-    host_dsn,
     kill_group,
     libpq_child,
+    params_dsn,
     run_tool,
     write_json_atomically,
 )
@@ -80,7 +80,7 @@ def in_container_login(params: dict) -> list[str]:
     database, over the container's local socket (no host, no password in argv or environment)."""
     from psycopg.conninfo import conninfo_to_dict
 
-    safe_dsn, _ = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
+    safe_dsn, _ = libpq_child(params_dsn(params))
     info = conninfo_to_dict(safe_dsn)
     return [f"--{flag}={info[key]}" for key, flag in (("user", "username"), ("dbname", "dbname"))
             if info.get(key)]
@@ -371,7 +371,7 @@ def action_pg_dump(params: dict) -> dict:
     in_compose = bool(params.get("compose_exec"))
     if in_compose and fmt != "custom":
         raise HostsideError("a dump inside the database's container is custom format only")
-    safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
+    safe_dsn, env = libpq_child(params_dsn(params))
     if os.path.lexists(dest) and dump_format_of(dest) is None:
         raise HostsideError(f"{dest} exists and is not a pg_dump archive; nothing replaced")
     parent = os.path.dirname(dest)
@@ -793,7 +793,7 @@ def action_pg_restore(params: dict) -> dict:
     if in_compose and dump_format_of(dump) != "custom":
         raise HostsideError("a restore inside the database's container takes a custom-format dump")
     listing = dump_listing(dump, params)
-    safe_dsn, env = libpq_child(host_dsn(params["dsn_env"], params.get("env_file")))
+    safe_dsn, env = libpq_child(params_dsn(params))
     terminated, failures = 0, []
     with pg_connect(params) as conn:
         database = pg_current_database(conn)

@@ -13,7 +13,7 @@ partitions beneath their partitioned table, materialized views with their popula
     print(c("row_counts", {"dsn_env": "DATABASE_URL", "tables": ["users"]}).get_raw_value())' | sh
 """
 
-from turnout.hostside.base import HostsideError, host_dsn
+from turnout.hostside.base import HostsideError, params_dsn
 
 # Tables of these schemas are never counted, checked or listed.
 PG_USER_SCHEMAS_SQL = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
@@ -26,7 +26,7 @@ def pg_connect(params: dict, autocommit: bool = True):  # noqa: ANN201 - psycopg
     """A psycopg connection with the DSN named by ``params["dsn_env"]`` (read on this host)."""
     import psycopg
 
-    dsn = host_dsn(params["dsn_env"], params.get("env_file"))
+    dsn = params_dsn(params)
     timeout = int(params.get("connect_timeout", 10))
     try:
         return psycopg.connect(dsn, connect_timeout=timeout, autocommit=autocommit)
