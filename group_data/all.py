@@ -128,6 +128,10 @@ assets_dir = None
 source_dsn_env = "SOURCE_DATABASE_URL"
 # Environment variable (on the host) holding the target DSN.
 target_dsn_env = "DATABASE_URL"
+# The source DSN from parts (libpq keyword=VARIABLE); empty: source_dsn_env.
+source_dsn_parts = ()
+# The target DSN from parts (libpq keyword=VARIABLE); empty: target_dsn_env.
+target_dsn_parts = ()
 # pg_dump format: custom or directory.
 dump_format = "custom"
 # Parallel jobs for directory-format dumps and restores.
@@ -158,7 +162,11 @@ steps = ("freeze", "backup", "restore-assets", "restore-db", "migrate", "up", "h
 freeze_services = ("api", "worker")
 # The database runs in compose: dump and restore run inside its container.
 db_in_compose = False
-# The compose service of the database (with db_in_compose).
+# One-shot compose services (migrations, seeding); never started after a downgrade.
+migration_services = ()
+# How to reach the app's database: dsn (from the host) or compose (via db_service only).
+db_connect = "dsn"
+# The compose service of the database (with db_in_compose or db_connect=compose).
 db_service = "db"
 # The compose service whose image runs the app's Python (Alembic).
 app_service = "api"

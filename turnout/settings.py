@@ -401,9 +401,11 @@ def _dsn_parts(value: object) -> tuple[str, ...]:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
         return ()
     items = _string_list(value)
+    if items == ():
+        return ()
     pairs = [item.partition("=") for item in items or ()]
     if (
-        not items
+        items is None
         or any(not sep or key.strip() not in _LIBPQ_PART_KEYWORDS for key, sep, _ in pairs)
         or any(not _ENV_NAME_RE.fullmatch(name.strip()) for _, _, name in pairs)
     ):
@@ -1061,8 +1063,7 @@ class Settings:
         _dsn_parts,
         example="host=POSTGRES_SERVER,port=POSTGRES_PORT,user=POSTGRES_USER,"
         "password=POSTGRES_PASSWORD,dbname=POSTGRES_DB",
-        doc="The target DSN from parts (libpq keyword=VARIABLE, built with make_conninfo, no "
-        "percent-encoding); target_dsn_env then only names it in markers; empty: one variable.",
+        doc="The target DSN from parts (libpq keyword=VARIABLE); empty: target_dsn_env.",
         section=_MOVE,
     )
     dump_format: str = setting(
@@ -1168,17 +1169,14 @@ class Settings:
         (),
         _optional_services,
         example="prestart",
-        doc="One-shot compose services (migrations, seeding): done once they exited 0 with the "
-        "current configuration; never started after a downgrade.",
+        doc="One-shot compose services (migrations, seeding); never started after a downgrade.",
         section=_CUTOVER,
     )
     db_connect: str = setting(
         "dsn",
         _one_of("dsn", "compose"),
         example="compose",
-        doc="How turnout reaches the app's own database: dsn (from the host, as the DSN says) or "
-        "compose (only inside compose: every connection and tool goes through "
-        "'docker compose exec -T <db_service>', the DSN's host ignored).",
+        doc="How to reach the app's database: dsn (from the host) or compose (via db_service only).",
         section=_CUTOVER,
     )
     db_service: str = setting(
