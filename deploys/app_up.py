@@ -13,7 +13,8 @@ Steps, each idempotent (a second run on an unchanged host changes nothing when
    ``health_expect``); the answer is kept in ``outputs/health.json``.
 """
 
-from turnout.operations import compose, evidence, http
+from turnout import hostapp
+from turnout.operations import evidence, http
 from turnout.runbook import Preflight, start_runbook
 
 run = start_runbook("app_up", Preflight(databases=()))
@@ -21,14 +22,7 @@ settings = run.settings
 
 evidence.directory(name="Evidence directory", path=run.run_dir)
 
-compose.up(
-    name="Compose up",
-    env_file=settings.env_file_path,
-    compose_file=settings.compose_file_path,
-    project=settings.compose_project,
-    docker_bin=settings.docker_bin,
-    one_shot=settings.migration_services,
-)
+hostapp.start_writers(settings, name="Compose up")
 
 http.health(
     name="Health",

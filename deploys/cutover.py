@@ -29,8 +29,8 @@ leaves ``<evidence_root>/cutover/<ts>/`` (``run.json``, ``logs/``, ``outputs/``,
 from pyinfra import host
 from pyinfra.operations import files
 
-from turnout import cutover
-from turnout.operations import alembic, assets, compose, db, evidence, http, smoke, swap, validate
+from turnout import cutover, hostapp
+from turnout.operations import alembic, assets, db, evidence, http, smoke, swap, validate
 from turnout.runbook import Preflight, start_runbook
 
 plan = cutover.plan_for_host(host)
@@ -48,11 +48,10 @@ for step, why in plan.skipped:
 
 frozen: tuple[str, ...] = ()
 if plan.runs("freeze"):
-    compose.freeze(
+    hostapp.stop_writers(
+        settings,
         name="Freeze: stop the writers",
-        services=settings.freeze_services,
         unless=lambda: cutover.freeze_not_needed(run, plan),
-        **app,
     )
     frozen = () if cutover.freeze_not_needed(run, plan) else settings.freeze_services
 
@@ -142,10 +141,8 @@ if "target" in plan.databases and (plan.runs("restore-db") or plan.runs("migrate
     )
 
 if plan.runs("up"):
-    compose.up(
-        name="Compose up", stopped_before=frozen, one_shot=settings.migration_services, **app
-    )
-    compose.record_state(name="Record compose ps", path=run.output("compose_ps.json"), **app)
+    hostapp.start_writers(settings, name="Compose up", stopped_before=frozen)
+    hostapp.record_services(settings, name="Record compose ps", path=run.output("compose_ps.json"))
 
 if plan.runs("health"):
     http.health(

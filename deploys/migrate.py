@@ -25,9 +25,9 @@ Evidence: ``<evidence_root>/migrate/<ts>/`` with ``run.json`` and ``report.md``.
 from pyinfra import host
 from pyinfra.operations import files
 
-from turnout import cutover, release
+from turnout import cutover, hostapp, release
 from turnout.database import SqliteDatabase
-from turnout.operations import alembic, checks, compose, db, evidence, http, revisions, smoke
+from turnout.operations import alembic, checks, db, evidence, http, revisions, smoke
 from turnout.runbook import Preflight, start_runbook
 
 plan = release.plan_for_host(host)
@@ -62,11 +62,10 @@ if plan.db_host and not plan.rollback:
 
 frozen: tuple[str, ...] = ()
 if plan.app_host:
-    compose.freeze(
+    hostapp.stop_writers(
+        settings,
         name="Maintenance: stop the writers",
-        services=settings.freeze_services,
         unless=lambda: release.completed(run, plan),
-        **app,
     )
     if not release.completed(run, plan):
         frozen = settings.freeze_services
@@ -183,13 +182,11 @@ if plan.db_host and plan.mode == "release":
     )
 
 if plan.app_host:
-    compose.up(
+    hostapp.start_writers(
+        settings,
         name="Up: start the writers",
         stopped_before=frozen,
-        one_shot=settings.migration_services,
-        # after a downgrade the app's own migration service would upgrade straight back
-        skip=settings.migration_services if plan.mode == "downgrade" else (),
-        **app,
+        after_downgrade=plan.mode == "downgrade",
     )
     if settings.health:
         http.health(

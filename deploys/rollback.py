@@ -19,8 +19,8 @@ pinned ``evidence_timestamp`` a rerun after success changes nothing.
 from pyinfra import host
 from pyinfra.operations import files
 
-from turnout import cutover, rollback
-from turnout.operations import alembic, compose, db, evidence, http, swap
+from turnout import cutover, hostapp, rollback
+from turnout.operations import alembic, db, evidence, http, swap
 from turnout.runbook import Preflight, start_runbook
 
 rollback.refuse_unreleased(host)
@@ -60,11 +60,10 @@ evidence.install_failed_record(f"{run.run_dir}/run.json", record)
 
 frozen: tuple[str, ...] = ()
 if app_host:
-    compose.freeze(
+    hostapp.stop_writers(
+        settings,
         name="Freeze: stop the writers",
-        services=settings.freeze_services,
         unless=lambda: cutover.completed_run(run, {"undoes": undo.run_dir}, pending),
-        **app,
     )
     if not cutover.completed_run(run, {"undoes": undo.run_dir}, pending):
         frozen = settings.freeze_services
@@ -99,15 +98,13 @@ if downgrades:
     )
 
 if app_host:
-    compose.up(
+    hostapp.start_writers(
+        settings,
         name="Compose up",
         stopped_before=frozen,
-        one_shot=settings.migration_services,
-        # after a downgrade the app's own migration service would upgrade straight back
-        skip=settings.migration_services if settings.rollback_db == "downgrade" else (),
-        **app,
+        after_downgrade=settings.rollback_db == "downgrade",
     )
-    compose.record_state(name="Record compose ps", path=run.output("compose_ps.json"), **app)
+    hostapp.record_services(settings, name="Record compose ps", path=run.output("compose_ps.json"))
     if settings.health:
         http.health(
             name="Health",

@@ -9,6 +9,7 @@ import shlex
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from turnout import hostapp
 from turnout.dsn import redact
 
 # Printed before the JSON answer, so Alembic's own log lines around it are ignored.
@@ -54,12 +55,17 @@ def app_argv(
     """``argv`` inside the app's compose ``service``: ``exec -T`` while it runs, else a one-off
     ``run --rm --no-deps -T`` container of the same service (the writers are frozen during a
     cutover, the database is not). ``env_names`` are passed as ``-e NAME``: compose takes their
-    values from its own environment.
+    values from its own environment. On a host that runs the app itself (``app_runs_in=host``)
+    it is ``argv`` in the app's directory there (``turnout.hostapp.host_argv``).
 
     >>> app_argv("python", "-V", service="api", running=False, env_file="/a/.env",
     ...          compose_file="/a/c.yml")[-6:]
     ['--rm', '--no-deps', '-T', 'api', 'python', '-V']
     """
+    from turnout import hostapp
+
+    if hostapp.runs_on_host():  # no compose: the app's Python in its directory on the host
+        return hostapp.host_argv(list(argv), env_file, env_names)
     how = ["exec", "-T"] if running else ["run", "--rm", "--no-deps", "-T"]
     for name in env_names:
         how += ["-e", name]
@@ -132,8 +138,9 @@ class AlembicStatus(FactBase[dict]):
         service: str = "api",
         app_python: str = "uv run python",
         running: bool = True,
-        alembic_ini: str = "alembic.ini",
+        alembic_ini: str | None = None,
     ) -> StringCommand:
+        alembic_ini = alembic_ini or hostapp.alembic_ini()
         script = STATUS_SCRIPT % (alembic_ini, ANSWER_MARK)
         inner = app_command(
             *shlex.split(app_python),
@@ -235,8 +242,9 @@ class AlembicDowngradePath(FactBase[dict]):
         service: str = "api",
         app_python: str = "uv run python",
         running: bool = True,
-        alembic_ini: str = "alembic.ini",
+        alembic_ini: str | None = None,
     ) -> StringCommand:
+        alembic_ini = alembic_ini or hostapp.alembic_ini()
         script = DOWNGRADE_SCRIPT % (alembic_ini, current, target, ANSWER_MARK)
         inner = app_command(
             *shlex.split(app_python),

@@ -9,6 +9,7 @@ import shlex
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from turnout import hostapp
 from turnout.database import Database, as_database
 from turnout.dsn import redact
 from turnout.facts.alembic import app_command
@@ -94,8 +95,9 @@ class PendingSql(FactBase[dict]):
         app_python: str = "uv run python",
         running: bool = True,
         target: str = "head",
-        alembic_ini: str = "alembic.ini",
+        alembic_ini: str | None = None,
     ) -> StringCommand:
+        alembic_ini = alembic_ini or hostapp.alembic_ini()
         script = PENDING_SQL_SCRIPT % (alembic_ini, target, ANSWER_MARK)
         inner = app_command(
             *shlex.split(app_python),

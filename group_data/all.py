@@ -20,6 +20,20 @@ evidence_timestamp = None
 # --- the app and compose (S0.4) ---
 # The app's directory on the host (compose file, .env).
 app_root = "/srv/app"
+# Where the app runs: compose (its services) or host (systemd, a venv; app_unit).
+app_runs_in = "compose"
+# With app_runs_in=host: where the app's Python runs (Alembic); None: app_root.
+app_dir = None
+# With app_runs_in=host: the systemd unit (systemctl start/stop/is-active).
+app_unit = None
+# With app_runs_in=host: starts the app (exit 0 once up); None: from app_unit.
+app_start_command = None
+# With app_runs_in=host: stops the app; None: from app_unit.
+app_stop_command = None
+# With app_runs_in=host: exits 0 while the app runs; None: from app_unit.
+app_status_command = None
+# Alembic's config, relative to the app's working directory.
+alembic_ini = "alembic.ini"
 # Env file passed to every compose call; None means <app_root>/.env.
 env_file = None
 # Compose file; None means <app_root>/docker-compose.yml.
@@ -164,7 +178,7 @@ freeze_services = ("api", "worker")
 db_in_compose = False
 # One-shot compose services (migrations, seeding); never started after a downgrade.
 migration_services = ()
-# How to reach the app's database: dsn (from the host) or compose (via db_service only).
+# How to reach the app's database: dsn (from the host) or compose (db_service only).
 db_connect = "dsn"
 # The compose service of the database (with db_in_compose or db_connect=compose).
 db_service = "db"

@@ -10,6 +10,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
+from turnout import hostapp
 from turnout.database import Database
 from turnout.facts.alembic import AlembicDowngradePath, AlembicStatus, app_argv
 from turnout.facts.compose import ComposeServices, project_where
@@ -22,7 +23,10 @@ from turnout.remote import hostside_progress_command
 
 
 def service_running(where: dict, service: str) -> bool:
-    """Whether compose ``service`` runs now (then Alembic runs in it; else in a one-off)."""
+    """Whether compose ``service`` runs now (then Alembic runs in it; else in a one-off).
+    Always true on a host that runs the app itself (no compose to ask)."""
+    if hostapp.runs_on_host():
+        return True
     compose = require_fact(observe(ComposeServices, **where), "read the compose services")
     return compose["services"].get(service, {}).get("state") == "running"
 
@@ -71,7 +75,12 @@ def migration_command(
 
 
 def alembic_argv(app_python: str, *args: str) -> list[str]:
-    return [*shlex.split(app_python), "-m", "alembic", *args]
+    """``<app_python> -m alembic -c <alembic_ini> <args…>`` (``alembic_ini`` of the host).
+
+    >>> alembic_argv("python", "upgrade", "head")
+    ['python', '-m', 'alembic', '-c', 'alembic.ini', 'upgrade', 'head']
+    """
+    return [*shlex.split(app_python), "-m", "alembic", "-c", hostapp.alembic_ini(), *args]
 
 
 @operation()

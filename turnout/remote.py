@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -223,6 +224,17 @@ def hostside_command(
     STATS["hostside_bytes"] += len(command.get_raw_value())
     ACTIONS[action] = ACTIONS.get(action, 0) + 1
     return command
+
+
+def hostside_argv(action: str, params: dict, python: str | None = None) -> list[str]:
+    """``hostside_command`` as an argv (for a command the host program itself starts, such as
+    the app's Python run on the host by ``app_exec`` under the migration lock).
+
+    >>> hostside_argv("app_exec", {"argv": ["python", "-V"]}, python="python3")[2]
+    'app_exec'
+    """
+    words = hostside_command(action, params, python).get_raw_value()
+    return shlex.split(words)
 
 
 def progress_interval(value: float | None = None) -> float:

@@ -717,6 +717,55 @@ class Settings:
         doc="The app's directory on the host (compose file, .env).",
         section=_APP,
     )
+    app_runs_in: str = setting(
+        "compose",
+        _one_of("compose", "host"),
+        example="host",
+        doc="Where the app runs: compose (its services) or host (systemd, a venv; app_unit).",
+        section=_APP,
+    )
+    app_dir: str | None = setting(
+        None,
+        _abs_path,
+        example="/srv/app/backend",
+        doc="With app_runs_in=host: where the app's Python runs (Alembic); None: app_root.",
+        section=_APP,
+    )
+    app_unit: str | None = setting(
+        None,
+        _single_line,
+        example="myapp.service",
+        doc="With app_runs_in=host: the systemd unit (systemctl start/stop/is-active).",
+        section=_APP,
+    )
+    app_start_command: str | None = setting(
+        None,
+        _command,
+        example="'/srv/app/bin/ctl start'",
+        doc="With app_runs_in=host: starts the app (exit 0 once up); None: from app_unit.",
+        section=_APP,
+    )
+    app_stop_command: str | None = setting(
+        None,
+        _command,
+        example="'/srv/app/bin/ctl stop'",
+        doc="With app_runs_in=host: stops the app; None: from app_unit.",
+        section=_APP,
+    )
+    app_status_command: str | None = setting(
+        None,
+        _command,
+        example="'/srv/app/bin/ctl status'",
+        doc="With app_runs_in=host: exits 0 while the app runs; None: from app_unit.",
+        section=_APP,
+    )
+    alembic_ini: str = setting(
+        "alembic.ini",
+        _text,
+        example="backend/alembic.ini",
+        doc="Alembic's config, relative to the app's working directory.",
+        section=_APP,
+    )
     env_file: str | None = setting(
         None,
         _abs_path,
@@ -1176,7 +1225,7 @@ class Settings:
         "dsn",
         _one_of("dsn", "compose"),
         example="compose",
-        doc="How to reach the app's database: dsn (from the host) or compose (via db_service only).",
+        doc="How to reach the app's database: dsn (from the host) or compose (db_service only).",
         section=_CUTOVER,
     )
     db_service: str = setting(

@@ -162,6 +162,10 @@ def main(argv: list[str]) -> int:
     is_fact = action in FACT_ACTIONS
     params: dict = {}
     answer = print  # the JSON answer (quiet for a step printing its progress: see ``quiet``)
+    if action == "app_exec":  # replaces this process: the app's command answers for itself
+        from turnout.hostside.app import exec_app
+
+        return exec_app(json.loads(argv[2]) if len(argv) > 2 else {})
     if action == "lock_hold":
         from turnout.hostside.lock import action_lock_hold
 
