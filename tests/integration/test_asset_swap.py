@@ -162,6 +162,8 @@ def test_hostile_tarball_is_refused_while_planning(site: dict) -> None:
     run = deploy(site, f"swap_tarball={evil}")  # -y: no planning, refused when the step runs
     assert run.returncode != 0
     assert f'turnout: assets tarball {evil} refused: member "assets/../../etc/passwd"' in run.stdout
+    assert "executed 0 commands" not in run.stdout  # one line, even in a deploy of one's own
+    assert "No hosts remaining" not in run.stdout
     assert sorted(p.name for p in site["parent"].iterdir()) == ["assets"]
     assert tree(site["dest"]) == OLD
 
