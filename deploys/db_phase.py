@@ -44,7 +44,6 @@ from pyinfra.facts.files import File
 
 from turnout import phases, sqlite_pg
 from turnout.cutover import compose_where
-from turnout.database import Database
 from turnout.facts.envphase import EnvPhasePlan
 from turnout.facts.evidence import JsonFile
 from turnout.facts.pgload import SqliteCopyPlan
@@ -66,7 +65,7 @@ if phase is None:
     )
 env_file = settings.env_file_path
 values = phases.phase_values(phase, settings.sqlite_url, settings.pg_dsn_env)
-pg = Database(settings.pg_dsn_env, env_file)
+pg = sqlite_pg.target_of(settings)
 plan = require(observe(EnvPhasePlan, env_file=env_file, values=values), f"plan phase {phase}")
 if phases.uses_postgres(phase):
     require(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from turnout.database import Database
+from turnout.database import Database, app_database
 from turnout.guard import refuse_destructive
 from turnout.hostside.pgload import SNAPSHOT_NAME, VERIFIED_NAME
 from turnout.preflight import PreflightError
@@ -44,8 +44,10 @@ class MovePaths:
 
 
 def target_of(settings: Settings) -> Database:
-    """The PostgreSQL the data moves to: ``pg_dsn_env`` read on the host (env or ``.env``)."""
-    return Database(settings.pg_dsn_env, settings.env_file_path)
+    """The PostgreSQL the data moves to: ``pg_dsn_env`` read on the host (env or ``.env``),
+    reached through ``db_service`` when it is reachable only inside compose (``db_connect``)."""
+    via = app_database(settings).via
+    return Database(settings.pg_dsn_env, settings.env_file_path, via=via)
 
 
 def plan_for_host(host: Any) -> MovePlan:

@@ -146,6 +146,10 @@ class CopySettings:
     set_aside: bool = True
     lossy: bool = False
     log_path: str | None = None
+    # How the target is reached when not by one variable from the host: ``db_via`` (only inside
+    # compose, ``tunnel.py``) and ``dsn_parts`` (``base.parts_dsn``), as ``Database.params``.
+    via: tuple[str, ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, params: dict) -> "CopySettings":
@@ -181,6 +185,8 @@ class CopySettings:
             set_aside=params.get("set_aside", True) is not False,
             lossy=params.get("lossy") is True,
             log_path=params.get("log_path") or None,
+            via=tuple(params.get("db_via") or ()),
+            parts=tuple((params.get("dsn_parts") or {}).items()),
         )
 
     def hashers(self) -> int:
@@ -189,7 +195,12 @@ class CopySettings:
 
     def pg_params(self) -> dict:
         """What ``pg_connect`` needs (names only: the DSN is read on this host)."""
-        return {"dsn_env": self.dsn_env, "env_file": self.env_file}
+        params: dict = {"dsn_env": self.dsn_env, "env_file": self.env_file}
+        if self.via:
+            params["db_via"] = list(self.via)
+        if self.parts:
+            params["dsn_parts"] = dict(self.parts)
+        return params
 
 
 # The SQLite side: open, snapshot, fingerprint -----------------------------------------------------
