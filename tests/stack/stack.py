@@ -960,9 +960,9 @@ def prepare_itemsapp() -> dict:
 
 
 def seed_items(count: int) -> dict:
-    """itemsapp's source database ``items`` (owner ``app``) on the source cluster: migrated to
-    head by the app's prestart (which creates the users), then ``count`` items."""
-    ensure_database("source", ITEMS_SOURCE_DB, fresh=False)
+    """itemsapp's source database ``items`` (owner ``app``) on the source cluster, made anew:
+    migrated to head by the app's prestart (which creates the users), then ``count`` items."""
+    ensure_database("source", ITEMS_SOURCE_DB, fresh=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")},
         **items_cluster_env("source", ITEMS_SOURCE_DB),
