@@ -948,6 +948,16 @@ def prepare_items_hostmode() -> dict:
     }
 
 
+def items_hostmode_pid() -> int | None:
+    """The host-mode app's uvicorn, from its pid file, only while that pid is still it."""
+    pid = read_pid(stack_dir() / "hosts" / ITEMS_HOSTMODE / "itemsapp.pid")
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+    except OSError:
+        return None
+    return pid if b"itemsapp.main:app" in cmdline else None
+
+
 def prepare_itemsapp() -> dict:
     return {
         "hosts": {name: prepare_items_host(name) for name in SSH_HOSTS},
@@ -1090,7 +1100,7 @@ def down() -> None:
         compose_down(host)
     for host in state.get("itemsapp", {}).get("hosts", {}).values():
         compose_down(host)
-    stop_pid(read_pid(stack_dir() / "hosts" / ITEMS_HOSTMODE / "itemsapp.pid"), "itemsapp")
+    stop_pid(items_hostmode_pid(), "itemsapp (host mode)")
     for pidfile in sorted(root.glob("ssh/*/sshd.pid")):
         stop_pid(read_pid(pidfile), f"sshd {pidfile.parent.name}")
     stop_pid(read_pid(root / "redis" / "redis.pid"), "redis-server")
