@@ -4,6 +4,7 @@
     python tests/stack/stack.py down    # stops what it started (by pid), removes the stack dir
     python tests/stack/stack.py seed 200 # the source side: app schema, 200 rows per table, assets
     python tests/stack/stack.py seed-real 200 # the second source database ``real``
+    python tests/stack/stack.py seed-items 200 # itemsapp's source database ``items``
     python tests/stack/stack.py status
 
 What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400; the apps answer on
@@ -22,7 +23,11 @@ What ``up`` provides (ports from ``TURNOUT_STACK_PORT_BASE``, default 25400; the
   ``REDIS_URL`` (password percent-encoded; staging database 0, prod 1), the worker's job queue;
 - per SSH host an app root with the reference app's ``docker-compose.yml`` and its server-side
   ``.env`` (0600): staging's app uses the staging cluster (a PostgreSQL outside compose), prod's app
-  uses the compose ``db`` service (so ``docker compose exec -T db pg_restore`` is real).
+  uses the compose ``db`` service (so ``docker compose exec -T db pg_restore`` is real);
+- per SSH host a second app root ``<host root>/itemsapp/`` for the second fixture app
+  (``tests/fixtures/itemsapp``, shaped like the FastAPI template; its compose db is reachable
+  only by its Unix socket), apps on ``base+82`` (staging) and ``base+83`` (prod), and a host-mode
+  root ``hosts/itemshost/`` (``base+84``) using database ``itemshost`` on the staging cluster.
 
 Everything is described in ``<stack_dir>/stack.json`` (no secrets); secrets live in the 0600
 ``.env`` files and ``<stack_dir>/secrets/``. Every generated password holds ``@ : / % # ' "`` and a
@@ -79,6 +84,10 @@ def ports() -> dict[str, int]:
         "app_staging": base + 80,
         "app_prod": base + 81,
         "redis": base + 79,
+        # itemsapp (the second fixture app): compose apps on the SSH hosts, and host mode.
+        "items_staging": base + 82,
+        "items_prod": base + 83,
+        "items_host": base + 84,
     }
 
 
@@ -846,6 +855,147 @@ def seed_real(rows: int) -> dict:
     }
 
 
+# The second fixture app: itemsapp ---------------------------------------------------------------
+
+ITEMS_DIR = REPO / "tests" / "fixtures" / "itemsapp"
+ITEMS_SOURCE_DB = "items"
+ITEMS_HOSTMODE = "itemshost"
+ITEMS_SUPERUSER = "admin@example.com"
+ITEMS_NORMAL_USER = "user@example.com"
+# The compose db's socket directory as the app containers see it (the named volume ``pgsock``).
+ITEMS_SOCKET_DIR = "/run/postgresql"
+
+
+def items_users() -> dict[str, str]:
+    return {
+        "FIRST_SUPERUSER": ITEMS_SUPERUSER,
+        "FIRST_SUPERUSER_PASSWORD": secret("items_admin"),
+        "NORMAL_USER": ITEMS_NORMAL_USER,
+        "NORMAL_USER_PASSWORD": secret("items_user"),
+    }
+
+
+def items_cluster_env(role: str, dbname: str) -> dict[str, str]:
+    """The ``POSTGRES_*`` parts for the ``app`` role's database ``dbname`` on a stack cluster."""
+    return {
+        "POSTGRES_SERVER": "127.0.0.1",
+        "POSTGRES_PORT": str(ports()[f"pg_{role}"]),
+        "POSTGRES_USER": "app",
+        "POSTGRES_PASSWORD": secret(f"pg_{role}_app"),
+        "POSTGRES_DB": dbname,
+    }
+
+
+def items_compose_env(name: str) -> dict[str, str]:
+    """An SSH host's itemsapp ``.env``: the compose db reached by its socket, the users, the
+    mounts, and the source database for the rehearsal (a URL DSN, password percent-encoded)."""
+    return {
+        "POSTGRES_SERVER": ITEMS_SOCKET_DIR,
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_USER": "app",
+        "POSTGRES_PASSWORD": secret(f"items_db_{name}"),
+        "POSTGRES_DB": "app",
+        "SECRET_KEY": secret(f"items_secret_{name}"),
+        **items_users(),
+        "APP_PORT": str(ports()[f"items_{name}"]),
+        "ITEMSAPP_SRC": str(ITEMS_DIR),
+        "VENV": sys.prefix,
+        "PYTHON_HOME": python_home(),
+        "SOURCE_DATABASE_URL": pg_url(
+            "source", ports()["pg_source"], scheme="postgresql", dbname=ITEMS_SOURCE_DB
+        ),
+    }
+
+
+def prepare_items_host(name: str) -> dict:
+    app_root = stack_dir() / "hosts" / name / "itemsapp"
+    app_root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ITEMS_DIR / "compose.yml", app_root / "docker-compose.yml")
+    env = items_compose_env(name)
+    write_secret_file(app_root / ".env", "".join(env_line(k, v) for k, v in env.items()))
+    return {
+        "app_root": str(app_root),
+        "env_file": str(app_root / ".env"),
+        "compose_file": str(app_root / "docker-compose.yml"),
+        "compose_project": f"turnout{port_base()}-{name}-items",
+        "base_url": f"http://127.0.0.1:{env['APP_PORT']}",
+        "app_port": int(env["APP_PORT"]),
+    }
+
+
+def prepare_items_hostmode() -> dict:
+    """The host-mode root: its ``.env`` points at database ``itemshost`` on the staging cluster;
+    ``tests/fixtures/itemsapp/hostctl.sh start <root>`` runs it (the stack does not)."""
+    root = stack_dir() / "hosts" / ITEMS_HOSTMODE
+    root.mkdir(parents=True, exist_ok=True)
+    ensure_database("staging", ITEMS_HOSTMODE, fresh=False)
+    env = {
+        **items_cluster_env("staging", ITEMS_HOSTMODE),
+        "SECRET_KEY": secret("items_secret_hostmode"),
+        **items_users(),
+        "APP_PORT": str(ports()["items_host"]),
+    }
+    write_secret_file(root / ".env", "".join(env_line(k, v) for k, v in env.items()))
+    return {
+        "app_root": str(root),
+        "env_file": str(root / ".env"),
+        "hostctl": str(ITEMS_DIR / "hostctl.sh"),
+        "pidfile": str(root / "itemsapp.pid"),
+        "log": str(root / "itemsapp.log"),
+        "database": ITEMS_HOSTMODE,
+        "base_url": f"http://127.0.0.1:{env['APP_PORT']}",
+        "app_port": int(env["APP_PORT"]),
+    }
+
+
+def items_hostmode_pid() -> int | None:
+    """The host-mode app's uvicorn, from its pid file, only while that pid is still it."""
+    pid = read_pid(stack_dir() / "hosts" / ITEMS_HOSTMODE / "itemsapp.pid")
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+    except OSError:
+        return None
+    return pid if b"itemsapp.main:app" in cmdline else None
+
+
+def prepare_itemsapp() -> dict:
+    return {
+        "hosts": {name: prepare_items_host(name) for name in SSH_HOSTS},
+        "hostmode": prepare_items_hostmode(),
+        "superuser": ITEMS_SUPERUSER,
+        "normal_user": ITEMS_NORMAL_USER,
+        "password_secrets": {"superuser": "items_admin", "normal_user": "items_user"},
+        "source_database": ITEMS_SOURCE_DB,
+    }
+
+
+def seed_items(count: int) -> dict:
+    """itemsapp's source database ``items`` (owner ``app``) on the source cluster, made anew:
+    migrated to head by the app's prestart (which creates the users), then ``count`` items."""
+    ensure_database("source", ITEMS_SOURCE_DB, fresh=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")},
+        **items_cluster_env("source", ITEMS_SOURCE_DB),
+        "SECRET_KEY": secret("items_secret_source"),
+        **items_users(),
+        "PYTHONPATH": str(ITEMS_DIR),
+    }
+    outputs = []
+    for module, *args in (("itemsapp.prestart",), ("itemsapp.seed", "--items", str(count))):
+        result = run(
+            [sys.executable, "-m", module, *args],
+            env=env,
+            cwd=ITEMS_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"stack: {module} failed:\n{result.stdout}{result.stderr[-2000:]}")
+        outputs.append(result.stdout)
+    return {"database": ITEMS_SOURCE_DB, **json.loads(outputs[-1])}
+
+
 # Commands -----------------------------------------------------------------------------------------
 
 
@@ -856,7 +1006,7 @@ def check_app_ports_free(p: dict[str, int]) -> None:
     taken = [
         f"{name} ({port})"
         for name, port in p.items()
-        if name.startswith(("app_", "compose_db_")) and port_open(port)
+        if name.startswith(("app_", "compose_db_", "items_")) and port_open(port)
     ]
     if taken:
         raise SystemExit(
@@ -894,6 +1044,8 @@ def up() -> dict:
     log("docker engine up, images built")
 
     state["hosts"] = {name: prepare_app_host(name) for name in SSH_HOSTS}
+    save_state(state)
+    state["itemsapp"] = {**previous.get("itemsapp", {}), **prepare_itemsapp()}
     save_state(state)
     log(f"ready; state in {root / 'stack.json'}")
     return state
@@ -946,6 +1098,9 @@ def down() -> None:
     log(f"taking down the stack in {root}")
     for host in state.get("hosts", {}).values():
         compose_down(host)
+    for host in state.get("itemsapp", {}).get("hosts", {}).values():
+        compose_down(host)
+    stop_pid(items_hostmode_pid(), "itemsapp (host mode)")
     for pidfile in sorted(root.glob("ssh/*/sshd.pid")):
         stop_pid(read_pid(pidfile), f"sshd {pidfile.parent.name}")
     stop_pid(read_pid(root / "redis" / "redis.pid"), "redis-server")
@@ -995,6 +1150,16 @@ def seed_real_command(rows: int) -> dict:
     return state
 
 
+def seed_items_command(count: int) -> dict:
+    state = load_state()
+    if not state:
+        raise SystemExit("stack: not up; run `stack.py up` first")
+    state.setdefault("itemsapp", {})["source"] = seed_items(count)
+    save_state(state)
+    log(f"database {ITEMS_SOURCE_DB} seeded with {count} items (itemsapp, source cluster)")
+    return state
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     use_own_engine()
@@ -1004,12 +1169,17 @@ def main(argv: list[str]) -> int:
         seed(int(argv[2]) if len(argv) > 2 else 200)
     elif command == "seed-real":
         seed_real_command(int(argv[2]) if len(argv) > 2 else 200)
+    elif command == "seed-items":
+        seed_items_command(int(argv[2]) if len(argv) > 2 else 200)
     elif command == "down":
         down()
     elif command == "status":
         print(json.dumps(status(), indent=2))
     else:
-        print("usage: stack.py up|seed [ROWS]|seed-real [ROWS]|down|status", file=sys.stderr)
+        print(
+            "usage: stack.py up|seed [ROWS]|seed-real [ROWS]|seed-items [N]|down|status",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
