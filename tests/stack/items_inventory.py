@@ -10,24 +10,27 @@ one-shot ``prestart`` migration service, the ``backend`` service, bare ``true`` 
 form login and trailing-slash item routes. Reads ``<stack_dir>/stack.json`` like ``inventory.py``.
 """
 
-import os
-import sys
-from pathlib import Path
+import os as _os
+import sys as _sys
+from pathlib import Path as _Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inventory import STACK, STACK_DIR, stack_host  # noqa: E402 - the sibling inventory
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))
+from inventory import STACK as _STACK  # noqa: E402
+from inventory import STACK_DIR as _STACK_DIR  # noqa: E402
+from inventory import stack_host as _stack_host  # noqa: E402
 
-ITEMS = STACK["itemsapp"]
-REPO = Path(STACK["repo"])
-PARTS = (
+# Module-level lists are inventory groups to pyinfra: everything else here starts with "_".
+_ITEMS = _STACK["itemsapp"]
+_REPO = _Path(_STACK["repo"])
+_PARTS = (
     "host=POSTGRES_SERVER",
     "port=POSTGRES_PORT",
     "user=POSTGRES_USER",
     "password=POSTGRES_PASSWORD",
     "dbname=POSTGRES_DB",
 )
-APP = {
-    "target_dsn_parts": PARTS,
+_APP = {
+    "target_dsn_parts": _PARTS,
     "migration_services": ("prestart",),
     "app_service": "backend",
     "app_python": "python",
@@ -62,16 +65,16 @@ APP = {
 
 def items_host(name: str) -> tuple[str, dict]:
     """The SSH host ``name`` (staging or prod) pointed at its itemsapp root."""
-    _, data = stack_host(name)
-    root = ITEMS["hosts"][name]
-    data.update(APP)
+    _, data = _stack_host(name)
+    root = _ITEMS["hosts"][name]
+    data.update(_APP)
     data.update(
         app_root=root["app_root"],
         env_file=root["env_file"],
         compose_file=root["compose_file"],
         compose_project=root["compose_project"],
         base_url=root["base_url"],
-        evidence_root=str(STACK_DIR / "hosts" / name / "items-evidence"),
+        evidence_root=str(_STACK_DIR / "hosts" / name / "items-evidence"),
         db_connect="compose",
         db_in_compose=False,
     )
@@ -81,22 +84,22 @@ def items_host(name: str) -> tuple[str, dict]:
 def items_on_the_host() -> tuple[str, dict]:
     """itemsapp run on the staging SSH host itself (``hostctl.sh``, no compose), its database
     a cluster of the stack reached from the host with the DSN's parts."""
-    _, data = stack_host("staging")
-    mode = ITEMS["hostmode"]
+    _, data = _stack_host("staging")
+    mode = _ITEMS["hostmode"]
     control = f"{mode['hostctl']} {{}} {mode['app_root']}"
-    data.update(APP)
+    data.update(_APP)
     data.update(
         app_runs_in="host",
         app_root=mode["app_root"],
-        app_dir=str(REPO / "tests" / "fixtures" / "itemsapp"),
+        app_dir=str(_REPO / "tests" / "fixtures" / "itemsapp"),
         env_file=mode["env_file"],
-        app_python=os.environ.get("ITEMSAPP_PYTHON", sys.executable),
+        app_python=_os.environ.get("ITEMSAPP_PYTHON", _sys.executable),
         app_start_command=control.format("start"),
         app_stop_command=control.format("stop"),
         app_status_command=control.format("status"),
         migration_services=(),
         base_url=mode["base_url"],
-        evidence_root=str(STACK_DIR / "hosts" / "itemshost" / "evidence"),
+        evidence_root=str(_STACK_DIR / "hosts" / "itemshost" / "evidence"),
         db_connect="dsn",
         db_in_compose=False,
         compose_file=None,
