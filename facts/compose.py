@@ -91,8 +91,10 @@ def parse_dry_run(lines: list[str]) -> dict[str, str]:
 class ComposeServices(FactBase[dict]):
     """
     The services of a compose project as they run, and what ``docker compose up`` would do to
-    each, decided by compose itself (``up --dry-run``: ``Running`` is current, ``Recreate`` an
-    outdated configuration, ``Starting`` a stopped container). ``expected`` lists every service
+    each, decided by compose itself (``up --dry-run --no-start``: ``Recreate`` is an outdated
+    configuration; ``--no-start`` because the dry run of a full ``up`` waits forever on a
+    one-shot service's ``service_completed_successfully`` that it never runs; whether a
+    container runs is read from ``ps``). ``expected`` lists every service
     of the compose file with ``config --hash``; a service missing from ``services`` is not
     created. When the dry run is not available (compose before v2.14) ``plan`` is None and the
     configuration hash label is compared instead (which differs for a service with ``env_file:``
@@ -133,7 +135,7 @@ class ComposeServices(FactBase[dict]):
             compose_command("config", "--hash", "*", **where),
             "2>&1 || echo '#failed';",
             "echo '#dryrun';",
-            compose_command("up", "--dry-run", "--detach", **where),
+            compose_command("up", "--dry-run", "--no-start", **where),
             "2>&1 || echo '#failed'",
         )
 

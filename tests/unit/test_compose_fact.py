@@ -63,7 +63,7 @@ def ps(service: str, state: str, exit_code: int = 0, label: str = "h") -> str:
     )
 
 
-# What compose v2.40 prints for `up --dry-run --detach` of a project whose backend takes its
+# What compose v2.40 prints for `up --dry-run --no-start` of a project whose backend takes its
 # settings with `env_file:` (its config-hash label never equals `config --hash`), a finished
 # one-shot prestart and a running db: compose itself would recreate nothing.
 DRY_RUN_CURRENT = [
