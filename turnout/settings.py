@@ -566,10 +566,23 @@ def _endpoints(value: object) -> tuple[str, ...]:
 
     items = _string_list(value)
     if items is None:
-        raise _Invalid("a list of path=status items like /api/v1/me=200")
+        raise _Invalid(_ENDPOINTS_EXPECTED)
     for item in items:
-        _smoke_rule(parse_endpoint, "a list of path=status items like /api/v1/me=200")(item)
+        _smoke_rule(parse_endpoint, _ENDPOINTS_EXPECTED)(item)
     return items
+
+
+_ENDPOINTS_EXPECTED = (
+    "a list of [admin:|user:|anonymous:]path=status items like /api/v1/me=200,user:/me=200"
+)
+
+
+def _item_path(value: object) -> str:
+    from turnout.smoke import check_item_path
+
+    return _smoke_rule(check_item_path, '"" or a path holding {id}, e.g. /api/v1/items/{id}')(
+        value
+    )
 
 
 def _optional_url_path(value: object) -> str:
@@ -917,7 +930,7 @@ class Settings:
         ("/api/v1/me=200",),
         _endpoints,
         example="/api/v1/me=200,/api/v1/items=200|204",
-        doc='Core endpoints called as the admin, "path=status" items (alternatives: 200|204).',
+        doc='Core endpoints, "[admin:|user:|anonymous:]path=status" items (alternatives: 200|204).',
         section=_SMOKE,
     )
     smoke_admin_path: str = setting(
@@ -980,7 +993,14 @@ class Settings:
         "/api/v1/meters",
         _url_path,
         example="/api/v1/notes",
-        doc="Where sample writes are POSTed; <path>/<id> reads and deletes one.",
+        doc="Where sample writes are POSTed (smoke_item_path reads and deletes one).",
+        section=_SMOKE,
+    )
+    smoke_item_path: str = setting(
+        "",
+        _item_path,
+        example="/api/v1/items/{id}",
+        doc='Where a sample item is read back and deleted; "" = <smoke_write_path>/{id}.',
         section=_SMOKE,
     )
     smoke_write_body: str = setting(
