@@ -62,6 +62,24 @@ _QUOTED_KEY_RE = re.compile(
     re.IGNORECASE,
 )
 
+# password: value / access_token: "value" / X-Auth-Token: value (YAML, HTTP headers, logs), and
+# a quoted key with a bare value ("token": 12345); a quoted key with a quoted value is left to
+# _QUOTED_KEY_RE.
+_COLON_KEY_RE = re.compile(
+    r"(?<![A-Za-z0-9_])(" + _SECRET_KEY + r"([\"'])?\s*:[ \t]*)"
+    r"(?(2)[^\s'\",}\]]+|(?:\"(?:\\.|[^\"\\])*\"?|'(?:\\.|[^'\\])*'?|[^\s'\"]\S*))",
+    re.IGNORECASE,
+)
+
+# Authorization: Bearer value / Token value / Basic value / value, as a header line or as a
+# quoted key ("Authorization": "Bearer value"); the scheme is kept, the credentials masked.
+_AUTHORIZATION_RE = re.compile(
+    r"(?<![A-Za-z0-9_])((?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"(?:[A-Za-z][A-Za-z0-9_-]*[ \t]+)?)"
+    r"([^\s'\"]+)",
+    re.IGNORECASE,
+)
+
 # scheme://user:password@ in free text. The password part is greedy up to the last "@" of the
 # token, so an unencoded "@" or "/" in a password is still masked (over-masking is the safe side).
 _USERINFO_RE = re.compile(
@@ -98,8 +116,9 @@ def redact(text: str, secrets: collections.abc.Iterable[str] = ()) -> str:
     Mask passwords in free text: logs, exception messages, command output.
 
     Masks URL userinfo passwords (``scheme://user:pass@``), ``password=…``-like assignments
-    (quoted or not, including ``PGPASSWORD=…``), ``"password": "…"`` pairs, and every literal
-    string in ``secrets`` (also percent-encoded). Secrets shorter than 4 characters are not
+    (quoted or not, including ``PGPASSWORD=…`` and ``token=…``), ``"password": "…"`` pairs,
+    ``access_token: …`` lines, the credentials of an ``Authorization: <scheme> …`` header, and
+    every literal string in ``secrets`` (also percent-encoded). Secrets shorter than 4 characters are not
     masked as literals. Anything that is not a string is passed through ``str()`` first.
 
     + text: the text to clean
@@ -113,12 +132,16 @@ def redact(text: str, secrets: collections.abc.Iterable[str] = ()) -> str:
         # 'connect postgresql+psycopg://app:***@db/app failed'
         redact("PGPASSWORD='a b' pg_dump", secrets=["tok3n-value"])
         # 'PGPASSWORD=*** pg_dump'
+        redact("request had Authorization: Bearer eyJhbGciOi.x")
+        # 'request had Authorization: Bearer ***'
     """
     if not isinstance(text, str):
         text = str(text)
     text = _mask_literals(text, secrets)
     text = _USERINFO_RE.sub(_mask_userinfo, text)
     text = _QUOTED_KEY_RE.sub(_mask_quoted_key, text)
+    text = _AUTHORIZATION_RE.sub(_mask_assignment, text)
+    text = _COLON_KEY_RE.sub(_mask_assignment, text)
     return _ASSIGNMENT_RE.sub(_mask_assignment, text)
 
 
