@@ -119,7 +119,8 @@ def redact(text: str, secrets: collections.abc.Iterable[str] = ()) -> str:
     (quoted or not, including ``PGPASSWORD=…`` and ``token=…``), ``"password": "…"`` pairs,
     ``access_token: …`` lines, the credentials of an ``Authorization: <scheme> …`` header, and
     every literal string in ``secrets`` (also percent-encoded). Secrets shorter than 4
-    characters are not masked as literals. Anything that is not a string is passed through ``str()`` first.
+    characters are not masked as literals. Anything that is not a string is passed through
+    ``str()`` first.
 
     + text: the text to clean
     + secrets: literal values to mask wherever they appear
