@@ -49,10 +49,11 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # passwd, JWT_SECRET, SECRET_KEY, ACCESS_TOKEN...
 _SECRET_KEY = r"[A-Za-z0-9_]*(?:password|passwd|secret|token)[A-Za-z0-9_]*"
 
-# key=value with a libpq/shell single-quoted, double-quoted or bare value.
+# key=value with a libpq/shell single-quoted, double-quoted or bare value. A bare value stops at
+# a double quote that no backslash escapes: inside a JSON string that quote ends the string.
 _ASSIGNMENT_RE = re.compile(
     r"(?<![A-Za-z0-9_])(" + _SECRET_KEY + r"\s*=\s*)"
-    r"('(?:\\.|[^'\\])*'?|\"(?:\\.|[^\"\\])*\"?|[^\s'\"]\S*)",
+    r"('(?:\\.|[^'\\])*'?|\"(?:\\.|[^\"\\])*\"?|(?:\\.|[^\s'\"\\])(?:\\.|[^\s\"\\])*)",
     re.IGNORECASE,
 )
 
@@ -62,21 +63,23 @@ _QUOTED_KEY_RE = re.compile(
     re.IGNORECASE,
 )
 
-# password: value / access_token: "value" / X-Auth-Token: value (YAML, HTTP headers, logs), and
-# a quoted key with a bare value ("token": 12345); a quoted key with a quoted value is left to
-# _QUOTED_KEY_RE.
+# password: value / access_token: "value" / X-Auth-Token: value (YAML, HTTP headers, logs). A
+# quoted key is left to _QUOTED_KEY_RE. redact also runs over whole JSON documents (the host
+# program's answers), so the value never runs past a quote, comma or bracket that is not its own:
+# a quoted value is closed on the same line without a comma, a bare value stops at ' " , } ].
 _COLON_KEY_RE = re.compile(
-    r"(?<![A-Za-z0-9_])(" + _SECRET_KEY + r"([\"'])?\s*:[ \t]*)"
-    r"(?(2)[^\s'\",}\]]+|(?:\"(?:\\.|[^\"\\])*\"?|'(?:\\.|[^'\\])*'?|[^\s'\"]\S*))",
+    r"(?<![A-Za-z0-9_])(" + _SECRET_KEY + r"\s*:[ \t]*)"
+    r"(\"(?:\\.|[^\"\\\n,])*\"|'(?:\\.|[^'\\\n,])*'|(?:\\.|[^\s'\",}\]\\])+)",
     re.IGNORECASE,
 )
 
 # Authorization: Bearer value / Token value / Basic value / value, as a header line or as a
-# quoted key ("Authorization": "Bearer value"); the scheme is kept, the credentials masked.
+# quoted key ("Authorization": "Bearer value", also JSON-escaped); the scheme is kept, the
+# credentials (up to a quote, backslash or space) masked.
 _AUTHORIZATION_RE = re.compile(
-    r"(?<![A-Za-z0-9_])((?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"(?<![A-Za-z0-9_])((?:proxy-)?authorization(?:\\?[\"'])?[ \t]*[:=][ \t]*(?:\\?[\"'])?"
     r"(?:[A-Za-z][A-Za-z0-9_-]*[ \t]+)?)"
-    r"([^\s'\"]+)",
+    r"([^\s'\"\\]+)",
     re.IGNORECASE,
 )
 
