@@ -376,6 +376,8 @@ def test_secrets_in_error_answers_stay_hidden(leaky_app: dict) -> None:
     assert [run.returncode for run in runs] == [1, 1, 1], everything.stdout[-3000:]
     lines = [turnout_lines(run.stdout) for run in runs]
     assert [len(each) for each in lines] == [1, 1, 1], lines
+    evidence = evidence_texts(leaky_app, "leak", "leak-session", "leak-login")
+    assert_hidden(secrets, runs, evidence)
     assert lines[0][0].endswith(
         "turnout: GET /me as admin answered HTTP 401, expected 200 (and 3 more, see the report)"
     )
@@ -393,8 +395,6 @@ def test_secrets_in_error_answers_stay_hidden(leaky_app: dict) -> None:
     assert f"the WebSocket ws://{base.removeprefix('http://')}/socket closed (4003 jwt *** " in (
         " ".join(str(problem) for problem in problems)
     )
-    evidence = evidence_texts(leaky_app, "leak", "leak-session", "leak-login")
-    assert_hidden(secrets, runs, evidence)
 
 
 def test_broken_rbac_fails(rbac_app: dict) -> None:
