@@ -49,16 +49,37 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # passwd, JWT_SECRET, SECRET_KEY, ACCESS_TOKEN...
 _SECRET_KEY = r"[A-Za-z0-9_]*(?:password|passwd|secret|token)[A-Za-z0-9_]*"
 
-# key=value with a libpq/shell single-quoted, double-quoted or bare value.
+# key=value with a libpq/shell single-quoted, double-quoted or bare value. A bare value stops at
+# a double quote that no backslash escapes: inside a JSON string that quote ends the string.
 _ASSIGNMENT_RE = re.compile(
     r"(?<![A-Za-z0-9_])(" + _SECRET_KEY + r"\s*=\s*)"
-    r"('(?:\\.|[^'\\])*'?|\"(?:\\.|[^\"\\])*\"?|[^\s'\"]\S*)",
+    r"('(?:\\.|[^'\\])*'?|\"(?:\\.|[^\"\\])*\"?|(?:\\.|[^\s'\"\\])(?:\\.|[^\s\"\\])*)",
     re.IGNORECASE,
 )
 
 # "password": "value" / 'password': 'value' (JSON, Python reprs of dicts).
 _QUOTED_KEY_RE = re.compile(
     r"([\"'])(" + _SECRET_KEY + r")\1(\s*:\s*)(\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*')",
+    re.IGNORECASE,
+)
+
+# password: value / access_token: "value" / X-Auth-Token: value (YAML, HTTP headers, logs). A
+# quoted key is left to _QUOTED_KEY_RE. redact also runs over whole JSON documents (the host
+# program's answers), so the value never runs past a quote, comma or bracket that is not its own:
+# a quoted value is closed on the same line without a comma, a bare value stops at ' " , } ].
+_COLON_KEY_RE = re.compile(
+    r"(?<![A-Za-z0-9_])(" + _SECRET_KEY + r"\s*:[ \t]*)"
+    r"(\"(?:\\.|[^\"\\\n,])*\"|'(?:\\.|[^'\\\n,])*'|(?:\\.|[^\s'\",}\]\\])+)",
+    re.IGNORECASE,
+)
+
+# Authorization: Bearer value / Token value / Basic value / value, as a header line or as a
+# quoted key ("Authorization": "Bearer value", also JSON-escaped); the scheme is kept, the
+# credentials (up to a quote, backslash or space) masked.
+_AUTHORIZATION_RE = re.compile(
+    r"(?<![A-Za-z0-9_])((?:proxy-)?authorization(?:\\?[\"'])?[ \t]*[:=][ \t]*(?:\\?[\"'])?"
+    r"(?:[A-Za-z][A-Za-z0-9_-]*[ \t]+)?)"
+    r"([^\s'\"\\]+)",
     re.IGNORECASE,
 )
 
@@ -98,9 +119,11 @@ def redact(text: str, secrets: collections.abc.Iterable[str] = ()) -> str:
     Mask passwords in free text: logs, exception messages, command output.
 
     Masks URL userinfo passwords (``scheme://user:pass@``), ``password=…``-like assignments
-    (quoted or not, including ``PGPASSWORD=…``), ``"password": "…"`` pairs, and every literal
-    string in ``secrets`` (also percent-encoded). Secrets shorter than 4 characters are not
-    masked as literals. Anything that is not a string is passed through ``str()`` first.
+    (quoted or not, including ``PGPASSWORD=…`` and ``token=…``), ``"password": "…"`` pairs,
+    ``access_token: …`` lines, the credentials of an ``Authorization: <scheme> …`` header, and
+    every literal string in ``secrets`` (also percent-encoded). Secrets shorter than 4
+    characters are not masked as literals. Anything that is not a string is passed through
+    ``str()`` first.
 
     + text: the text to clean
     + secrets: literal values to mask wherever they appear
@@ -113,12 +136,16 @@ def redact(text: str, secrets: collections.abc.Iterable[str] = ()) -> str:
         # 'connect postgresql+psycopg://app:***@db/app failed'
         redact("PGPASSWORD='a b' pg_dump", secrets=["tok3n-value"])
         # 'PGPASSWORD=*** pg_dump'
+        redact("request had Authorization: Bearer eyJhbGciOi.x")
+        # 'request had Authorization: Bearer ***'
     """
     if not isinstance(text, str):
         text = str(text)
     text = _mask_literals(text, secrets)
     text = _USERINFO_RE.sub(_mask_userinfo, text)
     text = _QUOTED_KEY_RE.sub(_mask_quoted_key, text)
+    text = _AUTHORIZATION_RE.sub(_mask_assignment, text)
+    text = _COLON_KEY_RE.sub(_mask_assignment, text)
     return _ASSIGNMENT_RE.sub(_mask_assignment, text)
 
 
