@@ -200,6 +200,8 @@ operator_name = None
 app_hosts_group = None
 # Inventory group of the host that runs backup and restore-db; None: every host.
 db_hosts_group = None
+# Tables the app writes once up (sessions): no content digest after the cutover.
+cutover_unchecked_tables = ()
 # The cutover run (its timestamp) that rollback undoes; None: the latest.
 rollback_run = None
 # Rollback of the database: restore the baseline backup, alembic downgrade, or none.

@@ -432,6 +432,14 @@ def _optional_services(value: object) -> tuple[str, ...]:
     return _services(value)
 
 
+def _optional_tables(value: object) -> tuple[str, ...]:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    if isinstance(value, list | tuple) and not value:
+        return ()
+    return _tables(value)
+
+
 def _service(value: object) -> str:
     if not isinstance(value, str) or not _COMPOSE_SERVICE_RE.fullmatch(value):
         raise _Invalid("a compose service name like db")
@@ -1309,6 +1317,13 @@ class Settings:
         _group_name,
         example="prod_db",
         doc="Inventory group of the host that runs backup and restore-db; None: every host.",
+        section=_CUTOVER,
+    )
+    cutover_unchecked_tables: tuple[str, ...] = setting(
+        (),
+        _optional_tables,
+        example="public.sessions",
+        doc="Tables the app writes once up (sessions): no content digest after the cutover.",
         section=_CUTOVER,
     )
     rollback_run: str | None = setting(
