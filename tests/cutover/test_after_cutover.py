@@ -239,8 +239,9 @@ def live_digests(target, names: list[str]) -> dict[str, str]:
     out = psql_in_db(target, "; ".join([*DIGEST_SETTINGS, select]), "digesting tables")
     digests = {}
     for line in out.split():
-        index, _, digest = line.partition("|")
-        digests[queries[int(index)][0]] = digest
+        index, bar, digest = line.partition("|")
+        if bar:  # not the SET lines' command tags
+            digests[queries[int(index)][0]] = digest
     return digests
 
 
