@@ -11,8 +11,9 @@ merged, strict host keys). What the checks read from the host's data: ``docker_b
 list it in ``extra_data_keys``), ``hostside_python``, ``base_url``, ``health``,
 ``health_path``, ``health_status``, ``health_expect``, ``http_timeout_s``, ``assets_dir``,
 ``evidence_root``, ``db_in_compose``, ``db_service``, ``target_dsn_env``, ``allowed_row_diff``,
-``require_exact_counts``. The last cutover's evidence is ``<evidence_root>/cutover/<ts>`` (the
-latest by start (its run.json), or ``--cutover-timestamp``).
+``require_exact_counts``, ``cutover_unchecked_tables``. The last cutover's evidence is
+``<evidence_root>/cutover/<ts>`` (the latest by start (its run.json), or
+``--cutover-timestamp``).
 """
 
 import json
@@ -45,6 +46,8 @@ RUN_FILES = (
     "outputs/rowcounts_before.json",
     "outputs/rowcounts_after.json",
     "outputs/assets_after.json",
+    "outputs/assets_manifest.json",
+    "outputs/table_digests.json",
 )
 
 

@@ -313,17 +313,22 @@ def assets(p):
                 out["files"] += os.path.isfile(path) and not os.path.islink(path)
     return out
 
-def counts(p):
+def dsn_of(p):
     import re
-    import psycopg
     dsn = os.environ.get(p["dsn_env"])
     if not dsn:
         if not p.get("env_file"):
-            return {"error": f"{p['dsn_env']} is not set and there is no env_file"}
+            return None, f"{p['dsn_env']} is not set and there is no env_file"
         dsn = read_env_file(p["env_file"]).get(p["dsn_env"])
     if not dsn:
-        return {"error": f"{p['dsn_env']} is not set in the environment or {p['env_file']}"}
-    dsn = re.sub(r"^(postgres|postgresql)\+\w+://", "postgresql://", dsn.strip())
+        return None, f"{p['dsn_env']} is not set in the environment or {p['env_file']}"
+    return re.sub(r"^(postgres|postgresql)\+\w+://", "postgresql://", dsn.strip()), None
+
+def counts(p):
+    import psycopg
+    dsn, why = dsn_of(p)
+    if why:
+        return {"error": why}
     secret = psycopg.conninfo.conninfo_to_dict(dsn).get("password") or "\0"
     q = lambda s: '"' + s.replace('"', '""') + '"'
     try:
@@ -336,6 +341,39 @@ def counts(p):
     except Exception as e:
         return {"error": f"{type(e).__name__}: {e}".replace(secret, "***")}
 
+def digests(p):
+    # The queries come from turnout (turnout.hostside.integrity), the server computes them.
+    import psycopg
+    dsn, why = dsn_of(p)
+    if why:
+        return {"error": why}
+    secret = psycopg.conninfo.conninfo_to_dict(dsn).get("password") or "\0"
+    try:
+        with psycopg.connect(dsn, connect_timeout=15) as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            for statement in p["settings"]:
+                conn.execute(statement)
+            return {"digests": {n: conn.execute(q).fetchone()[0] for n, q in p["queries"]}}
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}".replace(secret, "***")}
+
+def asset_hashes(p):
+    import hashlib
+    root = p["dir"].rstrip("/") or "/"
+    files = {}
+    for top, dirs, names in os.walk(root):
+        for n in names:
+            path = os.path.join(top, n)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            digest, size = hashlib.sha256(), 0
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            files[os.path.relpath(path, root)] = {"sha256": digest.hexdigest(), "size": size}
+    return {"files": files}
+
 params = json.loads(sys.argv[1])
 print(json.dumps(globals()[params.pop("action")](params)))
 """
@@ -345,7 +383,7 @@ def probe_command(python: str, action: str, **params) -> str:
     """The shell command that runs the probe's ``action`` with the host's Python. The program
     travels compressed in argv (no secret in it, nor in the params)."""
     source = PROBE
-    if action == "counts":  # the .env read exactly as compose reads it
+    if action in ("counts", "digests"):  # the .env read exactly as compose reads it
         envfile = (REPO / "turnout" / "hostside" / "envfile.py").read_text()
         source = envfile + "\n" + PROBE
     packed = base64.b64encode(zlib.compress(source.encode(), 9)).decode()

@@ -10,6 +10,14 @@ rows, and the run's evidence is there. The evidence read (``<evidence_root>/cuto
   where the database steps ran
 - ``outputs/assets_after.json``: ``{"files": N, "bytes": B}`` (regular files under assets_dir),
   where restore-assets ran
+- ``outputs/assets_manifest.json``: ``{"files": {"ugc/1/a.bin": {"sha256": …, "size": …}}, …}``,
+  the tarball's content file by file, where restore-assets ran: the live tree must hold exactly
+  these files with this content (a file overwritten with zeros of the same size fails)
+- ``outputs/table_digests.json``: ``{"tables": {"public.users": {"rows": 2, "digest": …}},
+  "unchecked": […]}``, recorded right after the database steps: each table's live digest,
+  computed by the server with the same query (``turnout.hostside.integrity.digest_query``),
+  must be the recorded one (a changed value with the same row count fails); tables the app
+  writes once it is up are named in ``cutover_unchecked_tables`` and not compared
 """
 
 import json
@@ -17,7 +25,10 @@ import json
 import pytest
 from cutover_hosts import service_list
 
+from turnout.dsn import redact
+from turnout.hostside.integrity import DIGEST_SETTINGS, digest_query, table_key
 from turnout.hostside.pg import pg_split_table
+from turnout.integrity import digest_differences, manifest_differences
 from turnout.validation import CountRow, compare_counts
 
 DEFAULT_SERVICES = ("db", "api", "worker")
@@ -114,10 +125,11 @@ def test_assets_are_live_and_complete(target) -> None:
 
 def live_counts(target, names: list[str]) -> dict[str, int]:
     """Exact ``count(*)`` per table, on the host: through the compose db's psql with
-    ``db_in_compose``, else with the host's Python and psycopg (the DSN read there)."""
+    ``db_in_compose`` (or ``db_connect=compose``), else with the host's Python and psycopg (the
+    DSN read there)."""
     s = target.settings
     tables = [(name, *pg_split_table(name)) for name in names]
-    if not s.db_in_compose:
+    if not s.db_tools_in_compose:
         answer = target.probe(
             "counts", dsn_env=s.target_dsn_env, env_file=s.env_file, tables=tables
         )
@@ -131,17 +143,24 @@ def live_counts(target, names: list[str]) -> dict[str, int]:
         f"SELECT {i}, count(*) FROM {ident(schema)}.{ident(table)}"
         for i, (_, schema, table) in enumerate(tables)
     )
+    counts = {}
+    for line in psql_in_db(target, query, "counting rows").split():
+        index, _, count = line.partition("|")
+        counts[tables[int(index)][0]] = int(count)
+    return counts
+
+
+def psql_in_db(target, query: str, what: str) -> str:
+    """``query``'s output (``psql -At``) from psql inside the compose database service, logged
+    in as its container's user (no password: the container's local socket)."""
     psql = (
         'exec psql -X -At -v ON_ERROR_STOP=1 -U "${PGUSER:-${POSTGRES_USER:-postgres}}" '
         '-d "${PGDATABASE:-${POSTGRES_DB:-${POSTGRES_USER:-postgres}}}" -c "$0"'
     )
-    result = target.sh(target.compose_argv("exec", "-T", s.db_service, "sh", "-c", psql, query))
-    assert result.rc == 0, f"{target.name}: counting rows failed: {result.stderr.strip()[-500:]}"
-    counts = {}
-    for line in result.stdout.split():
-        index, _, count = line.partition("|")
-        counts[tables[int(index)][0]] = int(count)
-    return counts
+    db_service = target.settings.db_service
+    result = target.sh(target.compose_argv("exec", "-T", db_service, "sh", "-c", psql, query))
+    assert result.rc == 0, f"{target.name}: {what} failed: {redact(result.stderr.strip())[-500:]}"
+    return result.stdout
 
 
 def failing(rows: list[CountRow]) -> list[CountRow]:
@@ -182,6 +201,63 @@ def test_no_table_lost_rows(target) -> None:
     assert not failures, (
         f"{target.name}: live row counts differ from the cutover's snapshot "
         f"(allowed difference {target.settings.allowed_row_diff}): " + "; ".join(failures)
+    )
+
+
+def test_assets_match_the_manifest(target) -> None:
+    assets_dir = target.settings.assets_dir
+    if not assets_dir:
+        pytest.skip("no assets_dir in the host data")
+    manifest = target.optional_file("outputs/assets_manifest.json")
+    if manifest is None:
+        pytest.skip("the last cutover restored no assets on this host")
+    live = target.probe("asset_hashes", dir=assets_dir)["files"]
+    problems = manifest_differences(manifest.get("files") or {}, live)
+    assert not problems, (
+        f"{target.name}: {assets_dir} is not the tarball the cutover restored "
+        f"({manifest.get('tarball')}): " + "; ".join(problems)
+    )
+
+
+def live_digests(target, names: list[str]) -> dict[str, str]:
+    """Each table's ``<count>:<digest>`` now, computed by the server with turnout's own query:
+    through the compose db's psql with ``db_in_compose`` (or ``db_connect=compose``), else with
+    the host's Python and psycopg (the DSN read there)."""
+    s = target.settings
+    queries = [(name, digest_query(*pg_split_table(name)).as_string()) for name in names]
+    if not s.db_tools_in_compose:
+        answer = target.probe(
+            "digests",
+            dsn_env=s.target_dsn_env,
+            env_file=s.env_file,
+            settings=list(DIGEST_SETTINGS),
+            queries=queries,
+        )
+        assert "error" not in answer, f"{target.name}: cannot digest tables: {answer['error']}"
+        return answer["digests"]
+    select = " UNION ALL ".join(f"SELECT {i}, ({query})" for i, (_, query) in enumerate(queries))
+    out = psql_in_db(target, "; ".join([*DIGEST_SETTINGS, select]), "digesting tables")
+    digests = {}
+    for line in out.split():
+        index, bar, digest = line.partition("|")
+        if bar:  # not the SET lines' command tags
+            digests[queries[int(index)][0]] = digest
+    return digests
+
+
+def test_rows_match_the_digests(target) -> None:
+    recorded = target.optional_file("outputs/table_digests.json")
+    if recorded is None:
+        pytest.skip("the database steps of the last cutover ran on another host")
+    unchecked = {table_key(name) for name in target.settings.cutover_unchecked_tables}
+    unchecked |= set(recorded.get("unchecked") or ())
+    tables = {n: e for n, e in (recorded.get("tables") or {}).items() if n not in unchecked}
+    assert tables, f"{target.name}: the table digests of the last cutover list no table"
+    problems = digest_differences(tables, live_digests(target, sorted(tables)), unchecked)
+    assert not problems, (
+        f"{target.name}: live rows differ from the digests recorded right after the "
+        "cutover's database steps (tables the app writes once up belong in "
+        "cutover_unchecked_tables): " + "; ".join(problems)
     )
 
 

@@ -6,15 +6,29 @@ writes (``run.json`` with ``revisions.after``, ``outputs/rowcounts_before.json``
 ``outputs/assets_after.json``), from the live state of each host.
 """
 
+import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, compose, run_pyinfra, seed_app, stack_env, superuser
+from conftest import (
+    REPO,
+    STACK_DIR,
+    changes,
+    compose,
+    run_pyinfra,
+    run_stack,
+    seed_app,
+    stack_env,
+    superuser,
+)
 
 TIMESTAMP = "20991231T235959Z"
 TABLES = ("users", "meters", "knowledge_materials", "ugc_assets", "gallery_items")
@@ -176,3 +190,197 @@ def test_a_run_that_stopped_fails(cutover: dict) -> None:
     assert result.returncode == 1, result.stdout[-3000:]
     assert "did not finish: exit 'failed' at step 'Migrate'" in result.stdout
     assert "1 failed, 4 passed" in result.stdout
+
+
+# After a real cutover: content, not only counts -------------------------------------------------
+
+REAL = "20991231T235950Z"  # later than TIMESTAMP's run by name, pinned in every check below
+
+
+@pytest.fixture(scope="module")
+def real_cutover(stack: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real cutover of the stack's prod host (its database the compose db) from a dump and an
+    assets tarball of the seeded source: freeze, backup, restore-assets, restore-db, up, health."""
+    up = run_pyinfra("-y", "tests/stack/inventory.py", "deploys/app_up.py")
+    assert up.returncode == 0, up.stdout[-3000:]
+    run_stack("seed", "40")
+    state = json.loads((STACK_DIR / "stack.json").read_text())
+    work = tmp_path_factory.mktemp("checks-artifacts")
+    dump, tarball = work / "app.src.dump", work / "app.src.data.tar.gz"
+    password = (STACK_DIR / "secrets" / "pg_source_superuser").read_text().strip()
+    subprocess.run(
+        [
+            "pg_dump",
+            "-Fc",
+            "--no-owner",
+            "--no-acl",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(state["pg"]["source"]["port"]),
+            "-U",
+            "postgres",
+            "-d",
+            "app",
+            "-f",
+            str(dump),
+        ],
+        env={**os.environ, "PGPASSWORD": password},
+        check=True,
+    )
+    with tarfile.open(tarball, "w:gz") as tar:
+        for item in sorted(Path(state["source"]["assets_dir"]).iterdir()):
+            tar.add(item, arcname=item.name)
+    host = state["hosts"]["prod"]
+    shutil.rmtree(Path(host["evidence_root"]) / "state", ignore_errors=True)
+    data = (
+        f"evidence_timestamp={REAL}",
+        "i_know_what_im_doing=true",
+        f"src_dump={dump}",
+        f"src_assets={tarball}",
+        "steps=freeze,backup,restore-assets,restore-db,up,health",
+    )
+    result = cutover_deploy(*data)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return {**state, "data": data, "run_dir": Path(host["evidence_root"]) / "cutover" / REAL}
+
+
+def cutover_deploy(*data: str, dry: bool = False) -> subprocess.CompletedProcess:
+    args = ["--dry" if dry else "-y", "tests/stack/inventory.py", "deploys/cutover.py"]
+    args += ["--limit", "stack-prod"]
+    for item in data:
+        args += ["--data", item]
+    return run_pyinfra(*args)
+
+
+def real_checks(*args: str) -> subprocess.CompletedProcess:
+    return checks(*PROD, "--cutover-timestamp", REAL, *args)
+
+
+def test_the_cutover_records_content_and_a_rerun_changes_nothing(real_cutover: dict) -> None:
+    outputs = real_cutover["run_dir"] / "outputs"
+    digests = json.loads((outputs / "table_digests.json").read_text())
+    assert set(digests["tables"]) >= {f"public.{t}" for t in TABLES}
+    assert digests["tables"]["public.meters"]["rows"] == int(
+        prod_sql(real_cutover, "SELECT count(*) FROM meters")
+    )
+    manifest = json.loads((outputs / "assets_manifest.json").read_text())
+    source = Path(real_cutover["source"]["assets_dir"])
+    files = [p for p in source.rglob("*") if p.is_file()]
+    assert manifest["count"] == len(files) > 0
+    one = files[0]
+    assert (
+        manifest["files"][str(one.relative_to(source))]["sha256"]
+        == hashlib.sha256(one.read_bytes()).hexdigest()
+    )
+    report = json.loads((outputs / "validate_constraints.json").read_text())
+    assert report["verdict"] == "pass" and not report["missing"], report
+    assert report["matched"] >= 6  # the primary keys and the foreign keys of the app's tables
+    assert "meters_user_id_fkey" in {
+        i["name"] for i in report["source_constraints"]["foreign_keys"]
+    }
+    for secret in (STACK_DIR / "secrets").iterdir():
+        value = secret.read_text().strip()
+        for name in ("table_digests.json", "assets_manifest.json", "validate_constraints.json"):
+            assert value not in (outputs / name).read_text()
+    rerun = cutover_deploy(*real_cutover["data"])
+    assert rerun.returncode == 0, rerun.stdout[-4000:]
+    assert changes(rerun.stdout) == 0, rerun.stdout[-4000:]
+    plan = cutover_deploy(*real_cutover["data"], dry=True)
+    assert plan.returncode == 0, plan.stdout[-4000:]
+    assert re.search(
+        r"Will compare the constraints of the dump \S+ \(\d+ primary keys \([^)]*meters_pkey",
+        plan.stdout,
+    ), plan.stdout[-4000:]
+    assert "foreign key" in plan.stdout and "meters_user_id_fkey" in plan.stdout
+
+
+def test_content_checks_pass_on_the_untouched_host(real_cutover: dict) -> None:
+    result = real_checks("-v")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "7 passed" in result.stdout, result.stdout[-3000:]
+    assert "test_rows_match_the_digests[stack-prod] PASSED" in result.stdout
+    assert "test_assets_match_the_manifest[stack-prod] PASSED" in result.stdout
+
+
+def test_a_changed_row_value_with_the_same_counts_fails(real_cutover: dict) -> None:
+    row_id, value = (
+        prod_sql(real_cutover, "SELECT id, value FROM meters ORDER BY id LIMIT 1")
+        .strip()
+        .split("|")
+    )
+    prod_sql(real_cutover, f"UPDATE meters SET value = value + 1 WHERE id = {row_id}")
+    try:
+        changed = real_checks()
+        tolerated = real_checks("--data", "cutover_unchecked_tables=public.meters")
+    finally:
+        prod_sql(real_cutover, f"UPDATE meters SET value = {value} WHERE id = {row_id}")
+    assert changed.returncode == 1, changed.stdout[-3000:]
+    assert "1 failed, 6 passed" in changed.stdout, changed.stdout[-3000:]
+    assert "live rows differ from the digests" in changed.stdout
+    assert "public.meters: " in changed.stdout and "rows, content differs" in changed.stdout
+    assert tolerated.returncode == 0, tolerated.stdout[-3000:]
+    assert real_checks().returncode == 0  # put back: the same digest again
+
+
+def asset_files(stack: dict) -> list[Path]:
+    root = Path(stack["hosts"]["prod"]["assets_dir"])
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.stat().st_size > 0)
+
+
+def test_an_asset_overwritten_with_zeros_of_the_same_size_fails(real_cutover: dict) -> None:
+    victim = asset_files(real_cutover)[0]
+    original = victim.read_bytes()
+    victim.write_bytes(bytes(len(original)))
+    try:
+        result = real_checks()
+    finally:
+        victim.write_bytes(original)
+    root = Path(real_cutover["hosts"]["prod"]["assets_dir"])
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "1 failed, 6 passed" in result.stdout, result.stdout[-3000:]
+    assert (
+        f"1 file(s) with other content than the tarball's: {victim.relative_to(root)}"
+        in result.stdout
+    ), result.stdout[-3000:]
+
+
+def test_a_deleted_file_replaced_by_another_of_the_same_size_fails(real_cutover: dict) -> None:
+    victim = asset_files(real_cutover)[-1]
+    original = victim.read_bytes()
+    stand_in = victim.parent / "stand-in.bin"
+    victim.unlink()
+    stand_in.write_bytes(original)
+    try:
+        result = real_checks()
+    finally:
+        stand_in.unlink()
+        victim.write_bytes(original)
+    root = Path(real_cutover["hosts"]["prod"]["assets_dir"])
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "1 failed, 6 passed" in result.stdout, result.stdout[-3000:]
+    assert f"1 file(s) missing: {victim.relative_to(root)}" in result.stdout
+    assert f"1 file(s) not in the tarball: {stand_in.relative_to(root)}" in result.stdout
+
+
+def test_a_constraint_missing_after_the_restore_fails_the_cutover(real_cutover: dict) -> None:
+    """A constraint of the dump gone from the database (dropped since; the rerun's restore is
+    skipped, the dump being restored already): the cutover fails with one line naming it."""
+    prod_sql(real_cutover, "ALTER TABLE meters DROP CONSTRAINT meters_user_id_fkey")
+    try:
+        result = cutover_deploy(*real_cutover["data"])
+    finally:
+        prod_sql(
+            real_cutover,
+            "ALTER TABLE meters ADD CONSTRAINT meters_user_id_fkey FOREIGN KEY (user_id) "
+            "REFERENCES users (id)",
+        )
+    lines = [line for line in result.stdout.splitlines() if "--> turnout:" in line]
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert len(lines) == 1, result.stdout[-3000:]
+    assert (
+        "1 constraint(s) of the source missing on the target: foreign key meters_user_id_fkey "
+        "on public.meters; restore the dump again with --data restore=always" in lines[0]
+    ), lines[0]
+    again = cutover_deploy(*real_cutover["data"])
+    assert again.returncode == 0, again.stdout[-3000:]

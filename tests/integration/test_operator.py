@@ -447,7 +447,8 @@ def test_an_unpinned_rerun_changes_what_the_readme_says(seeded: dict, passed: di
         "Restore into staging",
         "Required extensions",
         "Validate the database",
+        "Validate the constraints",
         "Validate the assets",
     }, again.stdout[-3000:]
     readme = (REPO / "README.md").read_text()
-    assert "7 changes" in readme  # the six above and the health report
+    assert "8 changes" in readme  # the seven above and the health report

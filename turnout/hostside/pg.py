@@ -469,16 +469,16 @@ def action_constraints(params: dict) -> dict:
     with pg_connect(params) as conn:
         database = pg_current_database(conn)
         rows = conn.execute(
-            "SELECT c.conname::text, c.contype::text, n.nspname || '.' || t.relname, "
+            "SELECT c.conname::text, c.contype::text, n.nspname::text, t.relname::text, "
             "  ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, o) "
             "        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
             "        ORDER BY k.o) "
             "FROM pg_constraint c "
             "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-            f"WHERE c.contype IN ('u', 'p') AND {PG_USER_SCHEMAS_SQL} ORDER BY 3, 1"
+            f"WHERE c.contype IN ('u', 'p') AND {PG_USER_SCHEMAS_SQL} ORDER BY 3, 4, 1"
         ).fetchall()
         indexes = conn.execute(
-            "SELECT i.relname::text, n.nspname || '.' || t.relname, "
+            "SELECT i.relname::text, n.nspname::text, t.relname::text, "
             "  ARRAY(SELECT CASE WHEN x.indkey[k - 1] = 0 "
             "                    THEN pg_get_indexdef(x.indexrelid, k, true) "
             "                    ELSE (SELECT a.attname::text FROM pg_attribute a "
@@ -490,8 +490,11 @@ def action_constraints(params: dict) -> dict:
             "   AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x') LIMIT 1) "
             "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
             "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-            f"WHERE x.indisunique AND {PG_USER_SCHEMAS_SQL} ORDER BY 2, 1"
+            f"WHERE x.indisunique AND {PG_USER_SCHEMAS_SQL} ORDER BY 2, 3, 1"
         ).fetchall()
+        # Tables keyed as everywhere else (pg_display: public."PlayCount", not public.PlayCount).
+        rows = [(n, kind, pg_display(s, t), c) for n, kind, s, t, c in rows]
+        indexes = [(n, pg_display(s, t), *rest) for n, s, t, *rest in indexes]
         foreign_keys = pg_foreign_keys(conn)
     unique = [(n, t, {"table": t, "columns": list(c)}) for n, kind, t, c in rows if kind == "u"]
     primary = [(n, t, {"table": t, "columns": list(c)}) for n, kind, t, c in rows if kind == "p"]
