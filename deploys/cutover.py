@@ -30,7 +30,7 @@ from pyinfra import host
 from pyinfra.operations import files
 
 from turnout import cutover, hostapp
-from turnout.operations import alembic, assets, db, evidence, http, smoke, swap, validate
+from turnout.operations import alembic, assets, db, evidence, http, integrity, smoke, swap, validate
 from turnout.runbook import Preflight, start_runbook
 
 plan = cutover.plan_for_host(host)
@@ -98,6 +98,12 @@ if plan.runs("restore-assets"):
         timestamp=run.timestamp,
         log_path=run.log("assets.log"),
     )
+    # The tarball's content, file by file: the checks after the cutover compare the live tree.
+    integrity.assets_manifest(
+        name="Assets manifest",
+        tarball=settings.src_assets,
+        record=run.output("assets_manifest.json"),
+    )
 
 if plan.runs("restore-db"):
     db.restore(
@@ -138,6 +144,27 @@ if "target" in plan.databases and (plan.runs("restore-db") or plan.runs("migrate
         record=run.output("rowcounts_after.json"),
         timeout_ms=settings.count_timeout_ms,
         once=True,
+    )
+    # The rows' content, per table, for the checks after the cutover (tables the app writes once
+    # it is up are left out: cutover_unchecked_tables).
+    integrity.table_digests(
+        name="Table digests after",
+        database=run.target,
+        record=run.output("table_digests.json"),
+        exclude=settings.cutover_unchecked_tables,
+    )
+
+if "target" in plan.databases and plan.runs("restore-db"):
+    migrated = " and the migration" if plan.runs("migrate") else ""
+    integrity.constraints(
+        name="Validate the constraints",
+        dump=settings.src_dump,
+        compose_exec=plan.db_exec,
+        target=run.target,
+        after=f"the restore{migrated}",
+        record=run.output("validate_constraints.json"),
+        remedy="restore the dump again with --data restore=always and read logs/pg_restore.log, "
+        "or find the migration that drops them (logs/alembic.log) and fix it",
     )
 
 if plan.runs("up"):

@@ -15,7 +15,9 @@ host, which holds the DSNs in its server-side ``.env`` (``source_dsn_env``,
    ``i_know_what_im_doing``, refused on prod, both while the deploy loads); a dump already
    restored (same sha256) is skipped unless ``restore=always`` (heals a drifted staging);
 4. mirror the assets from ``rsync_source`` into ``assets_dir`` (``rsync_delete`` only when asked);
-5. validate: required extensions, row counts and orphans, asset paths and a readable sample;
+5. validate: required extensions, row counts and orphans, the constraints by name (unique
+   constraints, unique indexes, primary and foreign keys of the source present on staging),
+   asset paths and a readable sample;
 6. smoke: the staging health endpoint.
 
 ``assets=false`` turns steps 4 and the asset validation off (an app without asset files: no
@@ -29,7 +31,7 @@ JSON in ``outputs/`` and every tool's redacted output in ``logs/``.
 from pyinfra.operations import files
 
 from turnout.cutover import db_exec_argv
-from turnout.operations import assets, db, evidence, http, validate
+from turnout.operations import assets, db, evidence, http, integrity, validate
 from turnout.runbook import Preflight, start_runbook
 from turnout.settings import SettingsError
 
@@ -112,6 +114,15 @@ validate.database(
     allowed_diff=settings.allowed_row_diff,
     require_exact=settings.require_exact_counts,
     record=run.output("validate_db.json"),
+)
+
+integrity.constraints(
+    name="Validate the constraints",
+    source=run.source,
+    target=run.target,
+    record=run.output("validate_constraints.json"),
+    remedy="restore again with --data restore=always (a staging that drifted since its restore) "
+    "and read logs/pg_restore.log",
 )
 
 if not settings.assets:

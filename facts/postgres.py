@@ -157,6 +157,59 @@ class Constraints(HostsideFact):
         return hostside_command("constraints", params)
 
 
+class DumpConstraints(HostsideFact):
+    """
+    The primary keys, unique constraints, unique indexes (those backing no constraint) and
+    foreign keys a pg_dump archive creates, by name and table, read from its post-data section
+    (no row is read); with ``compose_exec`` pg_restore runs inside the database's service, the
+    dump fed on stdin.
+
+    .. code:: python
+
+        from turnout.facts.postgres import DumpConstraints
+        found = host.get_fact(DumpConstraints, path="/srv/backups/app.src.dump")
+        # {"ok": True, "path": "/srv/backups/app.src.dump",
+        #  "primary_keys": [{"name": "users_pkey", "table": "public.users"}, …],
+        #  "unique_constraints": [{"name": "users_email_key", "table": "public.users"}],
+        #  "unique_indexes": [{"name": "ix_meter_slot", "table": "public.meters"}],
+        #  "foreign_keys": [{"name": "meters_user_id_fkey", "table": "public.meters"}]}
+    """
+
+    def command(
+        self, path: str, pg_bin: str = "", compose_exec: list[str] | None = None
+    ) -> StringCommand:
+        params = {"path": path, "pg_bin": pg_bin}
+        if compose_exec:  # the tools of the database's container (``compose_exec_argv``)
+            params["compose_exec"] = list(compose_exec)
+        return hostside_command("dump_constraints", params)
+
+
+class TableDigests(HostsideFact):
+    """
+    Per ordinary table (partitions included; partitioned parents and materialized views left
+    out) its row count and a digest of its rows, computed by the server in one read-only
+    snapshot (``turnout.hostside.integrity.digest_query``: the sum of each row's md5, so no row
+    leaves the server); ``exclude`` names tables not digested (listed as ``unchecked``).
+
+    .. code:: python
+
+        from turnout.facts.postgres import TableDigests
+        digests = host.get_fact(
+            TableDigests, database=Database("DATABASE_URL", "/srv/app/.env"),
+            exclude=["public.sessions"],
+        )
+        # {"ok": True, "database": "app", "algorithm": "count:sum(…)",
+        #  "tables": {"public.users": {"rows": 2, "digest": "2:-4153…"}, …},
+        #  "unchecked": ["public.sessions"]}
+    """
+
+    def command(
+        self, database: Database | str, exclude: list[str] | tuple[str, ...] = ()
+    ) -> StringCommand:
+        params = {**as_database(database).params(), "exclude": list(exclude)}
+        return hostside_command("table_digests", params)
+
+
 class Extensions(HostsideFact):
     """
     Extensions installed in the database (name → version) and every extension the server

@@ -80,7 +80,7 @@ smoke_password_field = "password"
 smoke_token_path = "access_token"
 # Authorization header scheme: <scheme> <token>.
 smoke_auth_scheme = "Bearer"
-# Core endpoints called as the admin, "path=status" items (alternatives: 200|204).
+# Core endpoints, "[admin:|user:|anonymous:]path=status" items (alternatives: 200|204).
 smoke_endpoints = ("/api/v1/me=200",)
 # Admin-only endpoint: admin gets smoke_admin_status, others are refused; "" skips it.
 smoke_admin_path = "/api/v1/admin/stats"
@@ -98,8 +98,10 @@ smoke_ws_auth = '{"type": "auth", "token": "{token}"}'
 smoke_ws_expect = "type=ready"
 # Sample writes after a release (S2.8): POST, read back, DELETE, gone; 0 = none.
 smoke_writes = 0
-# Where sample writes are POSTed; <path>/<id> reads and deletes one.
+# Where sample writes are POSTed (smoke_item_path reads and deletes one).
 smoke_write_path = "/api/v1/meters"
+# Where a sample item is read back and deleted; "" = <smoke_write_path>/{id}.
+smoke_item_path = ""
 # JSON body of a sample write; {n} is its number.
 smoke_write_body = '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}'
 # Dotted path of the created item's id in the answer to a sample write.
@@ -198,6 +200,8 @@ operator_name = None
 app_hosts_group = None
 # Inventory group of the host that runs backup and restore-db; None: every host.
 db_hosts_group = None
+# Tables the app writes once up (sessions): no content digest after the cutover.
+cutover_unchecked_tables = ()
 # The cutover run (its timestamp) that rollback undoes; None: the latest.
 rollback_run = None
 # Rollback of the database: restore the baseline backup, alembic downgrade, or none.

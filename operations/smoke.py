@@ -18,6 +18,7 @@ from turnout.smoke import (
     SmokeConfig,
     SmokeError,
     auth_message_template,
+    check_item_path,
     parse_statuses,
     report_text,
     run_smoke,
@@ -48,6 +49,7 @@ def core(
     write_path: str = "/api/v1/meters",
     write_body: str = '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}',
     write_id: str = "id",
+    item_path: str = "",
 ):
     """
     smoke-core from the control machine: log in with ``TURNOUT_SMOKE_EMAIL``/``_PASSWORD``
@@ -62,15 +64,19 @@ def core(
     + login_path / login_body (``json`` or ``form``) / username_field / password_field: the login
     + token_path: dotted path of the token in the login answer (``data.token``)
     + auth_scheme: ``Bearer``, ``Token``…
-    + endpoints: ``path=status`` items called as the admin (``/api/v1/me=200``)
+    + endpoints: ``[who:]path=status`` items, called as the admin unless ``who`` says ``user``
+      (the normal user) or ``anonymous`` (no token): ``/api/v1/me=200``, ``user:/api/v1/me=200``,
+      ``anonymous:/api/v1/items=401``
     + admin_path: the admin-only endpoint ("" skips); admin_status, denied_status (no token),
       user_status (normal user): the statuses expected
     + ws_path: the WebSocket path ("" skips); ws_auth: first message, ``{token}`` replaced in
       memory; ws_expect: rule for its answer (``type=ready``, see ``health_body``)
     + record: ``<run_dir>/outputs/smoke.json`` on the host
     + writes: sample writes (S2.8): each POSTs ``write_body`` (``{n}`` = its number) to
-      ``write_path`` as the admin, reads ``<write_path>/<id>`` back (``write_id``: the id's
-      dotted path in the answer), DELETEs it and checks it is gone (404); 0 = none
+      ``write_path`` as the admin, reads it back at ``item_path`` (a template holding ``{id}``;
+      "" is ``<write_path without its trailing slash>/{id}``; ``write_id``: the id's dotted path
+      in the answer), DELETEs it (even when the read back failed; an item it could not remove
+      is named with its id) and checks it is gone (404); 0 = none
 
     .. code:: python
 
@@ -119,6 +125,7 @@ def core(
         write_path=write_path,
         write_body=write_body,
         write_id=write_id,
+        item_path=check_item_path(item_path),
     )
     config.core()  # malformed endpoint items fail here, while planning
     if not host.state.is_executing:

@@ -8,7 +8,8 @@
 What it does:
 
 1. Brings up its own stack (``tests/stack/stack.py up`` with ``TURNOUT_STACK_DIR=.bench/stack`` on
-   ``--port-base``, default 28400), seeds the source: the reference app's schema and rows
+   ``--port-base``, default the first free benchmark slot of ``tests/stack/slots.py``, claimed
+   machine-wide as the tests claim theirs), seeds the source: the reference app's schema and rows
    (``stack.py seed N``, N = files // 3: three asset files per row), plus ``bench_parents`` and
    ``bench_items`` (a foreign key to parents) generated server-side with ``generate_series`` up to
    ``--rows`` rows in all, and starts the staging app with ``docker compose up``.
@@ -68,7 +69,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -101,7 +102,7 @@ class Options:
     rounds: int
     compare: tuple[str, ...]
     keep: bool
-    port_base: int
+    port_base: int | None
     timeout: int
 
 
@@ -200,7 +201,9 @@ def parse_args(argv: list[str] | None) -> Options:
         "--compare", action="append", default=[], metavar="REV", help="also benchmark REV"
     )
     parser.add_argument("--keep", action="store_true", help="leave the stack up afterwards")
-    parser.add_argument("--port-base", type=int, default=28400, help="the stack's port base")
+    parser.add_argument(
+        "--port-base", type=int, help="the stack's port base (default: a free benchmark slot)"
+    )
     parser.add_argument("--timeout", type=int, default=3600, help="seconds for any one run")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.files < 3 or args.rows < 1:
@@ -272,9 +275,12 @@ def tail(text: str, lines: int = 12) -> str:
 # The stack ----------------------------------------------------------------------------------------
 
 
-def stack_module() -> ModuleType:
-    """``tests/stack/stack.py`` (not a package): its helpers, reading ``TURNOUT_STACK_DIR``."""
-    spec = importlib.util.spec_from_file_location("turnout_stack", REPO / "tests/stack/stack.py")
+def stack_module(name: str = "stack") -> ModuleType:
+    """``tests/stack/<name>.py`` (not a package): the stack's helpers, reading
+    ``TURNOUT_STACK_DIR``, or its port slots."""
+    spec = importlib.util.spec_from_file_location(
+        f"turnout_{name}", REPO / "tests" / "stack" / f"{name}.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -282,6 +288,7 @@ def stack_module() -> ModuleType:
 
 
 STACK = stack_module()
+SLOTS = stack_module("slots")  # the machine-wide port slots, shared with the tests
 
 
 def stack_command(*args: str) -> None:
@@ -1317,6 +1324,8 @@ def prepare(options: Options, trees: list[Tree]) -> tuple[Context, dict]:
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     with bench_lock():
+        slot = SLOTS.claim_bench_slot(STACK_DIR, options.port_base)
+        options = replace(options, port_base=slot.base)
         os.environ.update(
             TURNOUT_STACK_DIR=str(STACK_DIR), TURNOUT_STACK_PORT_BASE=str(options.port_base)
         )

@@ -70,7 +70,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -104,6 +104,8 @@ def load_module(name: str, path: Path) -> ModuleType:
 
 STACK = load_module("turnout_stack", REPO / "tests/stack/stack.py")
 WEBAPP = load_module("webapp_db", REPO / "tests/fixtures/webapp_db.py")
+SLOTS = load_module("turnout_slots", REPO / "tests/stack/slots.py")  # shared with the tests
+CLAIMED: list = []  # the slot this process holds (its lock is released when the process ends)
 
 
 # Options and samples ------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class Options:
     rounds: int
     batch_sizes: tuple[int, ...]
     jobs: int
-    port: int
+    port: int | None
     keep: bool
     timeout: int
     only: tuple[str, ...]
@@ -210,7 +212,9 @@ def parse_args(argv: list[str] | None) -> Options:
         "--batch-size", type=int, action="append", help="turnout's batch size (repeatable)"
     )
     parser.add_argument("--jobs", type=int, default=2, help="turnout's parallel connections")
-    parser.add_argument("--port", type=int, default=28632, help="the private cluster's port")
+    parser.add_argument(
+        "--port", type=int, help="the private cluster's port (default: a free benchmark slot's)"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds for any one run")
     parser.add_argument(
@@ -1242,6 +1246,21 @@ def availability(ctx: Context) -> None:
             say(f"turnout's {what} cannot run: {why}")
 
 
+def claim_port(options: Options) -> Options:
+    """The options with the cluster's port: ``--port`` when given, else the source-cluster port
+    of a free benchmark slot (held until the process ends; a kept cluster of ours there is
+    taken again)."""
+    if options.port is not None:
+        return options
+    slot = SLOTS.claim_bench_slot(
+        STACK_DIR,
+        ports_of=lambda base: {"pg_source": SLOTS.stack_ports(base)["pg_source"]},
+        is_own=SLOTS.is_own_cluster,
+    )
+    CLAIMED.append(slot)
+    return replace(options, port=SLOTS.stack_ports(slot.base)["pg_source"])
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     with bench_lock():
@@ -1249,6 +1268,7 @@ def main(argv: list[str] | None = None) -> int:
         RUNS.mkdir(parents=True)
         WORK.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        options = claim_port(options)
         say(f"private cluster in {STACK_DIR.relative_to(REPO)} on port {options.port}")
         ctx = Context(options=options, cluster=start_cluster(options.port))
         try:

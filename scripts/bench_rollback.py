@@ -8,10 +8,11 @@ run, interleaved rounds.
 What it does:
 
 1. A stack of its own (``tests/stack/stack.py up`` with ``TURNOUT_STACK_DIR=.bench/rollback-stack``
-   and the port base ``--port-base``, default 28800). Its staging host's app is put on a SQLite
-   file seeded with ``--rows`` rows per table (the app's own CLI), the data moved into a fresh
-   PostgreSQL database with ``deploys/sqlite_to_pg.py``, and the app switched with
-   ``deploys/db_phase.py``: shadow, then cutover (untimed).
+   and the port base ``--port-base``, default the first free benchmark slot of
+   ``tests/stack/slots.py``, claimed machine-wide as the tests claim theirs). Its staging host's
+   app is put on a SQLite file seeded with ``--rows`` rows per table (the app's own CLI), the
+   data moved into a fresh PostgreSQL database with ``deploys/sqlite_to_pg.py``, and the app
+   switched with ``deploys/db_phase.py``: shadow, then cutover (untimed).
 2. Rounds, interleaved (turnout first in odd rounds, raw first in even ones), each sample from the
    cutover state back to the app healthy on SQLite:
 
@@ -43,7 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from bench import compose_argv, read_env_file, superuser  # noqa: E402 - the stack's helpers
+from bench import SLOTS, compose_argv, read_env_file, superuser  # noqa: E402 - stack helpers
 
 BENCH = REPO / ".bench"
 STACK_DIR = BENCH / "rollback-stack"
@@ -67,7 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--rows", type=int, default=200, help="rows per table in the app's data")
-    parser.add_argument("--port-base", type=int, default=28800, help="the stack's port base")
+    parser.add_argument(
+        "--port-base", type=int, help="the stack's port base (default: a free benchmark slot)"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack up afterwards")
     return parser.parse_args(argv)
 
@@ -233,7 +236,9 @@ def median_cell(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    env = stack_env(options.port_base)
+    slot = SLOTS.claim_bench_slot(STACK_DIR, options.port_base)  # held until the process ends
+    say(f"port base {slot.base}")
+    env = stack_env(slot.base)
     began = time.monotonic()
     ctx = prepare(env, options.rows)
     samples: list[dict] = []

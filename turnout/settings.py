@@ -432,6 +432,14 @@ def _optional_services(value: object) -> tuple[str, ...]:
     return _services(value)
 
 
+def _optional_tables(value: object) -> tuple[str, ...]:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    if isinstance(value, list | tuple) and not value:
+        return ()
+    return _tables(value)
+
+
 def _service(value: object) -> str:
     if not isinstance(value, str) or not _COMPOSE_SERVICE_RE.fullmatch(value):
         raise _Invalid("a compose service name like db")
@@ -566,10 +574,23 @@ def _endpoints(value: object) -> tuple[str, ...]:
 
     items = _string_list(value)
     if items is None:
-        raise _Invalid("a list of path=status items like /api/v1/me=200")
+        raise _Invalid(_ENDPOINTS_EXPECTED)
     for item in items:
-        _smoke_rule(parse_endpoint, "a list of path=status items like /api/v1/me=200")(item)
+        _smoke_rule(parse_endpoint, _ENDPOINTS_EXPECTED)(item)
     return items
+
+
+_ENDPOINTS_EXPECTED = (
+    "a list of [admin:|user:|anonymous:]path=status items like /api/v1/me=200,user:/me=200"
+)
+
+
+def _item_path(value: object) -> str:
+    from turnout.smoke import check_item_path
+
+    return _smoke_rule(check_item_path, '"" or a path holding {id}, e.g. /api/v1/items/{id}')(
+        value
+    )
 
 
 def _optional_url_path(value: object) -> str:
@@ -917,7 +938,7 @@ class Settings:
         ("/api/v1/me=200",),
         _endpoints,
         example="/api/v1/me=200,/api/v1/items=200|204",
-        doc='Core endpoints called as the admin, "path=status" items (alternatives: 200|204).',
+        doc='Core endpoints, "[admin:|user:|anonymous:]path=status" items (alternatives: 200|204).',
         section=_SMOKE,
     )
     smoke_admin_path: str = setting(
@@ -980,7 +1001,14 @@ class Settings:
         "/api/v1/meters",
         _url_path,
         example="/api/v1/notes",
-        doc="Where sample writes are POSTed; <path>/<id> reads and deletes one.",
+        doc="Where sample writes are POSTed (smoke_item_path reads and deletes one).",
+        section=_SMOKE,
+    )
+    smoke_item_path: str = setting(
+        "",
+        _item_path,
+        example="/api/v1/items/{id}",
+        doc='Where a sample item is read back and deleted; "" = <smoke_write_path>/{id}.',
         section=_SMOKE,
     )
     smoke_write_body: str = setting(
@@ -1289,6 +1317,13 @@ class Settings:
         _group_name,
         example="prod_db",
         doc="Inventory group of the host that runs backup and restore-db; None: every host.",
+        section=_CUTOVER,
+    )
+    cutover_unchecked_tables: tuple[str, ...] = setting(
+        (),
+        _optional_tables,
+        example="public.sessions",
+        doc="Tables the app writes once up (sessions): no content digest after the cutover.",
         section=_CUTOVER,
     )
     rollback_run: str | None = setting(

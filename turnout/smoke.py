@@ -28,6 +28,8 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
+from urllib.parse import quote
 
 from pyinfra.api.exceptions import PyinfraError
 
@@ -165,19 +167,69 @@ def parse_statuses(value: object) -> tuple[int, ...]:
     return tuple(codes)
 
 
-def parse_endpoint(item: str) -> tuple[str, tuple[int, ...]]:
+class Endpoint(NamedTuple):
+    """One core endpoint: who calls it, the path, the statuses that pass."""
+
+    who: str
+    path: str
+    statuses: tuple[int, ...]
+
+
+IDENTITIES = ("admin", "user", "anonymous")
+_CALLER = {"admin": "admin", "user": "normal user", "anonymous": "anonymous caller"}
+
+
+def parse_endpoint(item: str) -> Endpoint:
     """
-    One core endpoint item, ``<path>=<status>[|<status>…]``; ``ValueError`` when malformed.
+    One core endpoint item, ``[<who>:]<path>=<status>[|<status>…]``; ``who`` is ``admin`` (the
+    default), ``user`` (the normal user) or ``anonymous`` (no token). ``ValueError`` when
+    malformed.
 
     >>> parse_endpoint("/api/v1/me=200")
-    ('/api/v1/me', (200,))
-    >>> parse_endpoint("/items?limit=1=200|204")
-    ('/items?limit=1', (200, 204))
+    Endpoint(who='admin', path='/api/v1/me', statuses=(200,))
+    >>> parse_endpoint("user:/items?limit=1=200|204")
+    Endpoint(who='user', path='/items?limit=1', statuses=(200, 204))
     """
-    path, equals, statuses = str(item).strip().rpartition("=")
+    text = str(item).strip()
+    who, colon, rest = text.partition(":")
+    if colon and who in IDENTITIES:
+        text = rest
+    else:
+        who = "admin"
+    path, equals, statuses = text.rpartition("=")
     if not equals or not _PATH_RE.fullmatch(path):
-        raise ValueError(f"{item!r} is not <path>=<status>, e.g. /api/v1/me=200")
-    return path, parse_statuses(statuses.replace("|", ","))
+        raise ValueError(
+            f"{item!r} is not [admin:|user:|anonymous:]<path>=<status>, e.g. /api/v1/me=200"
+        )
+    return Endpoint(who, path, parse_statuses(statuses.replace("|", ",")))
+
+
+def item_path(template: str, write_path: str, item_id: object) -> str:
+    """
+    Where one sample item is read and deleted: ``template`` with ``{id}`` replaced, or, when
+    the template is empty, ``write_path`` (without its trailing slash) ``/<id>``.
+
+    >>> item_path("", "/api/v1/items/", 7), item_path("/api/v1/items/{id}/", "/x", "a1")
+    ('/api/v1/items/7', '/api/v1/items/a1/')
+    """
+    if template:
+        return template.replace("{id}", quote(str(item_id), safe=""))
+    return f"{write_path.rstrip('/')}/{quote(str(item_id), safe='')}"
+
+
+def check_item_path(template: str) -> str:
+    """An item path template: "" or a path holding ``{id}``; ``ValueError`` otherwise.
+
+    >>> check_item_path("/api/v1/items/{id}")
+    '/api/v1/items/{id}'
+    """
+    if template == "":
+        return template
+    if not isinstance(template, str) or "{id}" not in template or not _PATH_RE.fullmatch(
+        template
+    ):
+        raise ValueError(f"{template!r} is not a path holding {{id}}, e.g. /api/v1/items/{{id}}")
+    return template
 
 
 def token_at(answer: object, path: str) -> str | None:
@@ -289,10 +341,15 @@ class SmokeConfig:
     write_path: str = "/api/v1/meters"
     write_body: str = '{"unit_id": 990001, "kind": "turnout-smoke", "slot": {n}, "value": 1.5}'
     write_id: str = "id"
+    item_path: str = ""
 
     def plan(self, has_user: bool | None = None) -> str:
         """What the checks will do, in one sentence (``--dry``)."""
-        calls = [f"{path} ({' or '.join(map(str, codes))})" for path, codes in self.core()]
+        calls = [
+            f"{path}{'' if who == 'admin' else ' as the ' + _CALLER[who]} "
+            f"({' or '.join(map(str, codes))})"
+            for who, path, codes in self.core()
+        ]
         if self.admin_path:
             codes = "/".join(map(str, self.admin_status))
             denied = "/".join(map(str, self.denied_status))
@@ -311,12 +368,16 @@ class SmokeConfig:
         if self.writes:
             text += (
                 f"; then {self.writes} sample write(s): POST {self.write_path}, read back, "
-                "DELETE, gone"
+                f"DELETE and gone at {self.item_template()}"
             )
         return text
 
-    def core(self) -> list[tuple[str, tuple[int, ...]]]:
-        """The core endpoints as ``(path, statuses)``."""
+    def item_template(self) -> str:
+        """Where a sample item is read and deleted, ``{id}`` standing for its id."""
+        return self.item_path or f"{self.write_path.rstrip('/')}/{{id}}"
+
+    def core(self) -> list[Endpoint]:
+        """The core endpoints, each with who calls it."""
         return [parse_endpoint(item) for item in self.endpoints]
 
 
@@ -352,6 +413,7 @@ def core_arguments(settings: object) -> dict:
         "write_path": settings.smoke_write_path,
         "write_body": settings.smoke_write_body,
         "write_id": settings.smoke_write_id,
+        "item_path": settings.smoke_item_path,
     }
 
 
@@ -450,11 +512,14 @@ class _Smoke:
 
     def sample_write(self, client, token: str, number: int) -> None:
         """S2.8: one write through the app's API as the admin, read back, removed, and gone.
-        Recorded without the id (it differs every run: the report must not)."""
+        Rows are recorded without the id (it differs every run: the report must not); a write
+        that could not be removed is named with its id, so nobody has to hunt for it. The
+        DELETE is tried whatever the read back said."""
         config = self.config
         headers = {"Authorization": f"{config.auth_scheme} {token}"}
         body = write_body(config.write_body, number)
         what = f"sample write {number} (POST {config.write_path})"
+        at = config.item_template()
         response, problem = self.request(
             client, "POST", config.write_path, what, headers=headers, json=body
         )
@@ -470,36 +535,46 @@ class _Smoke:
             if not isinstance(created, int | str) or isinstance(created, bool) or created == "":
                 created = None
             if created is None:
-                problem = f"{what} answered without an id at {config.write_id!r}"
+                problem = (
+                    f"{what} answered {got} without an id at {config.write_id!r} (setting "
+                    "smoke_write_id): the item it created, if any, stays in the app's data"
+                )
         if not self.record(f"sample write {number}", config.write_path, (200, 201), got, problem):
             return
-        item = f"{config.write_path}/{created}"
-        read, problem = self.request(client, "GET", item, f"read back {what}", headers=headers)
+        item = item_path(config.item_path, config.write_path, created)
+        read, problem = self.request(client, "GET", item, f"read back of {what}", headers=headers)
         got = read.status_code if read is not None else None
         if read is not None:
-            problem = status_problem(f"read back of {what}", got, (200,))
+            problem = status_problem(f"read back of {what} at {at}", got, (200,))
             if not problem:
-                stored = read.json()
+                try:
+                    stored = read.json()
+                except ValueError:
+                    stored = None
                 wrong = [
                     k for k, v in body.items() if not isinstance(stored, dict) or stored.get(k) != v
                 ]
                 if wrong:
                     problem = f"read back of {what} differs in {', '.join(wrong)}"
-        self.record(f"sample read {number}", config.write_path + "/<id>", (200,), got, problem)
-        gone, problem = self.request(client, "DELETE", item, f"remove {what}", headers=headers)
+        self.record(f"sample read {number}", at, (200,), got, problem)
+        gone, problem = self.request(client, "DELETE", item, f"removal of {what}", headers=headers)
         got = gone.status_code if gone is not None else None
         if gone is not None:
-            problem = status_problem(f"removal of {what}", got, (200, 202, 204))
-        self.record(
-            f"sample removal {number}", config.write_path + "/<id>", (200, 202, 204), got, problem
-        )
+            problem = status_problem(f"removal of {what} at {at}", got, (200, 202, 204))
+        if problem:
+            problem += (
+                f"; the sample item {created} stays in the app's data: remove it by hand "
+                f"(DELETE {item}), and check smoke_item_path"
+            )
+        if not self.record(f"sample removal {number}", at, (200, 202, 204), got, problem):
+            return
         after, problem = self.request(
             client, "GET", item, f"read after removing {what}", headers=headers
         )
         got = after.status_code if after is not None else None
         if after is not None:
             problem = status_problem(f"read after removing {what}", got, (404, 410))
-        self.record(f"sample gone {number}", config.write_path + "/<id>", (404, 410), got, problem)
+        self.record(f"sample gone {number}", at, (404, 410), got, problem)
 
     def websocket(self, token: str) -> None:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -567,17 +642,28 @@ def run_smoke(config: SmokeConfig, credentials: SmokeCredentials) -> tuple[dict,
         ) as client:
             token = smoke.login(client, credentials.admin, "admin")
             if token:
-                for path, expected in config.core():
-                    smoke.call(client, path, token, "admin", expected)
+                endpoints = config.core()
+                user_token = None
+                wants_user = any(e.who == "user" for e in endpoints)
+                if credentials.user and (wants_user or config.admin_path):
+                    user_token = smoke.login(client, credentials.user, "normal user")
+                elif wants_user:
+                    smoke.record(
+                        "login (normal user)", config.login_path, (200,), None,
+                        f"an endpoint is called as the normal user: set {USER_EMAIL_ENV} and "
+                        f"{USER_PASSWORD_ENV}",
+                    )
+                tokens = {"admin": token, "user": user_token, "anonymous": None}
+                for who, path, expected in endpoints:
+                    if who != "user" or user_token:
+                        smoke.call(client, path, tokens[who], who, expected)
                 if config.admin_path:
                     smoke.call(client, config.admin_path, token, "admin", config.admin_status)
                     smoke.call(client, config.admin_path, None, "anonymous", config.denied_status)
-                    if credentials.user:
-                        user_token = smoke.login(client, credentials.user, "normal user")
-                        if user_token:
-                            smoke.call(
-                                client, config.admin_path, user_token, "user", config.user_status
-                            )
+                    if user_token:
+                        smoke.call(
+                            client, config.admin_path, user_token, "user", config.user_status
+                        )
                 if config.ws_path:
                     smoke.websocket(token)
                 for number in range(config.writes):

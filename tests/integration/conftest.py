@@ -6,7 +6,6 @@ free slot (``.stack-test-1/``, base 30400, …). ``TURNOUT_KEEP_STACK=1`` leaves
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -20,30 +19,16 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-# Slots are claimed machine-wide (ports are), not per checkout: two clones tested at once on one
-# machine must not both take the first port base.
-SLOT_LOCK_DIR = Path("/tmp/turnout-test-slots")
+# Slots are claimed machine-wide (ports are), not per checkout, by tests/stack/slots.py (the
+# benchmarks claim theirs there too): two clones tested at once on one machine never both take
+# the first port base, and a slot where another checkout's kept stack answers is passed over.
+sys.path.insert(0, str(REPO / "tests" / "stack"))
+import slots  # noqa: E402 - tests/stack is not a package
 
-
-def claim_slot() -> tuple[Path, int]:
-    """A stack directory and port base of our own: several pytest runs may share this machine,
-    from one checkout or several (each holds an exclusive lock on its slot for the session)."""
-    SLOT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
-    for slot, base in enumerate((26400, 30400, 31400, 32400, 33400)):
-        suffix = f"-{slot}" if slot else ""
-        handle = open(SLOT_LOCK_DIR / f"slot-{base}.lock", "w")  # noqa: SIM115 - held open
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        SLOT_LOCKS.append(handle)
-        return REPO / f".stack-test{suffix}", base
-    raise RuntimeError("all five test stack slots are in use by other pytest runs")
-
-
-SLOT_LOCKS: list = []
-STACK_DIR, PORT_BASE = claim_slot()
+SLOT = slots.claim_slot(
+    slots.TEST_BASES, lambda index: REPO / (f".stack-test-{index}" if index else ".stack-test")
+)
+STACK_DIR, PORT_BASE = SLOT.stack_dir, SLOT.base
 # The stack runs its own Docker engine (tests/stack/stack.py): every docker call of this session
 # (the compose helper below, the refapp's compose test) goes to it, never to the machine's.
 os.environ["DOCKER_HOST"] = f"unix://{STACK_DIR / 'docker' / 'docker.sock'}"

@@ -93,6 +93,27 @@ def container_started(stack: dict, host: str, service: str) -> str:
     return done.stdout.strip()
 
 
+def database_restarts(stack: dict, host: str) -> list[str]:
+    """The lines in which the app's compose PostgreSQL took a dead child for a crashed backend
+    and restarted (what an orphaned tunnel process reaped by the postmaster would cause)."""
+    project = items(stack)["hosts"][host]["compose_project"]
+    done = subprocess.run(
+        ["/usr/bin/docker", "logs", f"{project}-db-1"], capture_output=True, text=True
+    )
+    return [
+        line for line in (done.stdout + done.stderr).splitlines()
+        if "was terminated by signal" in line or "terminating any other active" in line
+    ]
+
+
+@pytest.fixture(autouse=True)
+def the_databases_never_restart(stack: dict):
+    """After every test: turnout's tunnels never made a compose database restart."""
+    yield
+    for host in ("staging", "prod"):
+        assert database_restarts(stack, host) == [], f"the {host} compose database restarted"
+
+
 @pytest.fixture(scope="module")
 def code(stack: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """prod runs itemsapp from a copy of its source (a release revision is added to it later,

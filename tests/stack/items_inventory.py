@@ -52,13 +52,19 @@ _APP = {
     "smoke_username_field": "username",
     "smoke_token_path": "access_token",
     "smoke_auth_scheme": "Bearer",
-    "smoke_endpoints": ("/api/v1/users/me=200",),
+    "smoke_endpoints": (
+        "/api/v1/users/me=200",
+        "user:/api/v1/users/me=200",
+        "anonymous:/api/v1/users/me=401",
+        "user:/api/v1/items/=200",
+    ),
     "smoke_admin_path": "/api/v1/users/",
     "smoke_denied_status": (401,),
     "smoke_user_status": (403,),
     "smoke_ws_path": "",
     "smoke_writes": 1,
     "smoke_write_path": "/api/v1/items/",
+    "smoke_item_path": "/api/v1/items/{id}",
     "smoke_write_body": '{"title": "turnout smoke {n}"}',
 }
 

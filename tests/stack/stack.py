@@ -71,8 +71,9 @@ def port_base() -> int:
     return int(os.environ.get("TURNOUT_STACK_PORT_BASE", "25400"))
 
 
-def ports() -> dict[str, int]:
-    base = port_base()
+def ports(base: int | None = None) -> dict[str, int]:
+    """The stack's ports from ``base`` (default: ``TURNOUT_STACK_PORT_BASE``)."""
+    base = port_base() if base is None else base
     return {
         "pg_source": base + 32,
         "pg_staging": base + 33,

@@ -48,16 +48,21 @@ def test_bad_statuses(value: object) -> None:
 @pytest.mark.parametrize(
     ("item", "parsed"),
     [
-        ("/api/v1/me=200", ("/api/v1/me", (200,))),
-        ("/me=200|204", ("/me", (200, 204))),
-        ("/search?q=a=200", ("/search?q=a", (200,))),
+        ("/api/v1/me=200", ("admin", "/api/v1/me", (200,))),
+        ("/me=200|204", ("admin", "/me", (200, 204))),
+        ("/search?q=a=200", ("admin", "/search?q=a", (200,))),
+        ("user:/api/v1/users/me=200", ("user", "/api/v1/users/me", (200,))),
+        ("anonymous:/api/v1/items=401", ("anonymous", "/api/v1/items", (401,))),
+        ("admin:/me=200", ("admin", "/me", (200,))),
     ],
 )
 def test_endpoint_items(item: str, parsed: tuple) -> None:
     assert parse_endpoint(item) == parsed
 
 
-@pytest.mark.parametrize("item", ["/me", "me=200", "/me=302", "/me=", "/a b=200", "=200"])
+@pytest.mark.parametrize(
+    "item", ["/me", "me=200", "/me=302", "/me=", "/a b=200", "=200", "root:/me=200", "user:=200"]
+)
 def test_bad_endpoint_items(item: str) -> None:
     with pytest.raises(ValueError):
         parse_endpoint(item)
@@ -111,7 +116,7 @@ def test_settings_defaults_fit_the_reference_app() -> None:
     arguments = core_arguments(load_settings({}))
     config = SmokeConfig(**arguments)
     assert config.login_path == "/api/v1/auth/login" and config.login_body == "json"
-    assert config.core() == [("/api/v1/me", (200,))]
+    assert config.core() == [("admin", "/api/v1/me", (200,))]
     assert (config.admin_status, config.denied_status, config.user_status) == (
         (200,),
         (401, 403),

@@ -36,11 +36,15 @@ import threading
 
 # $1 is the port inside the container. Each branch replaces the shell, so killing the process
 # group of `docker compose exec` on the host ends the forwarder's stdin and so the forwarder.
+# The bash branch waits for its background `cat` after stopping it: a child left to die after
+# bash would be reparented to the container's PID 1, which is the postmaster in a postgres
+# image, and a postmaster that reaps an unknown child killed by a signal takes it for a crashed
+# backend and restarts the whole database (every session cut, recovery mode).
 FORWARDER = (
     'port="$1"; '
     "if command -v socat >/dev/null 2>&1; then exec socat - TCP:127.0.0.1:$port; fi; "
     "if command -v bash >/dev/null 2>&1; then exec bash -c "
-    "'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 111; cat <&3 & cat >&3; kill $! 2>/dev/null' "
+    "'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 111; cat <&3 & cat >&3; kill $! 2>/dev/null; wait' "
     '"$port"; fi; '
     'exec nc 127.0.0.1 "$port"'
 )
