@@ -4,7 +4,8 @@ The staging host's app (brought up with ``deploys/app_up.py``, seeded with its t
 checked by ``tests/integration/deploys/smoke_only.py`` over the stack's SSH inventory: health on
 the host, smoke-core from this machine. The admin's password (``REFAPP_ADMIN_PASSWORD`` in the
 host's ``.env``), every stack secret and every token the app issued must never show in any output
-(``-v``, ``-vv``), the evidence, or any process's argv.
+(``-v``, ``-vv``), the evidence, or any process's argv. Each test stands alone (``-k <name>``
+passes): it makes its own runs and checks its own outputs.
 """
 
 import json
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import (
     BIN,
@@ -49,16 +51,6 @@ def refapp(stack: dict) -> dict:
     return {"host": host, **passwords}
 
 
-@pytest.fixture(scope="module")
-def outputs() -> list[str]:
-    return []
-
-
-@pytest.fixture(scope="module")
-def argv_seen() -> set[str]:
-    return set()
-
-
 def credentials(app: dict, **extra: str) -> dict[str, str]:
     return {
         "TURNOUT_SMOKE_EMAIL": "admin@example.test",
@@ -71,13 +63,12 @@ def credentials(app: dict, **extra: str) -> dict[str, str]:
 
 def smoke_run(
     app: dict,
-    outputs: list[str],
-    argv_seen: set[str],
     *args: str,
     timestamp: str = TIMESTAMP,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """The deploy on the staging host with the default settings; stdin is not a terminal."""
+    """The deploy on the staging host with the default settings; stdin is not a terminal.
+    ``stdout`` holds stdout and stderr; ``argv_seen`` the argv of every process seen meanwhile."""
     base = {k: v for k, v in stack_env().items() if not k.startswith("TURNOUT_SMOKE_")}
     with ArgvWatcher() as watcher:
         result = subprocess.run(
@@ -101,8 +92,7 @@ def smoke_run(
             text=True,
             timeout=300,
         )
-    outputs.append(result.stdout)
-    argv_seen.update(watcher.seen)
+    result.argv_seen = watcher.seen
     return result
 
 
@@ -110,10 +100,8 @@ def run_dir(app: dict, timestamp: str = TIMESTAMP) -> Path:
     return Path(app["host"]["evidence_root"]) / "smoke" / timestamp
 
 
-def test_smoke_passes_with_default_settings(
-    refapp: dict, outputs: list[str], argv_seen: set[str]
-) -> None:
-    result = smoke_run(refapp, outputs, argv_seen, "-y", "-v")
+def test_smoke_passes_with_default_settings(refapp: dict) -> None:
+    result = smoke_run(refapp, "-y", "-v")
     assert result.returncode == 0, result.stdout[-3000:]
     assert changes(result.stdout) == 3  # the directory, health.json, smoke.json
     record = json.loads((run_dir(refapp) / "outputs" / "smoke.json").read_text())
@@ -130,25 +118,25 @@ def test_smoke_passes_with_default_settings(
     }
 
 
-def test_rerun_changes_nothing(refapp: dict, outputs: list[str], argv_seen: set[str]) -> None:
-    result = smoke_run(refapp, outputs, argv_seen, "-y", "-vv")
+def test_rerun_changes_nothing(refapp: dict) -> None:
+    first = smoke_run(refapp, "-y", timestamp="smoke-rerun")
+    assert first.returncode == 0, first.stdout[-3000:]
+    result = smoke_run(refapp, "-y", "-vv", timestamp="smoke-rerun")
     assert result.returncode == 0, result.stdout[-3000:]
     assert changes(result.stdout) == 0
 
 
-def test_plan_names_the_calls(refapp: dict, outputs: list[str], argv_seen: set[str]) -> None:
-    result = smoke_run(refapp, outputs, argv_seen, "--dry", timestamp="smoke-dry")
+def test_plan_names_the_calls(refapp: dict) -> None:
+    result = smoke_run(refapp, "--dry", timestamp="smoke-dry")
     assert result.returncode == 0, result.stdout[-3000:]
     base = refapp["host"]["base_url"]
     assert f"Will log in at {base}/api/v1/auth/login (json: email/password" in result.stdout
     assert "/api/v1/admin/stats as the normal user (403)" in result.stdout
 
 
-def test_wrong_password_fails_with_one_line(
-    refapp: dict, outputs: list[str], argv_seen: set[str]
-) -> None:
+def test_wrong_password_fails_with_one_line(refapp: dict) -> None:
     env = credentials(refapp, TURNOUT_SMOKE_PASSWORD="Canary-refapp-wr0ng")
-    result = smoke_run(refapp, outputs, argv_seen, "-y", "-v", timestamp="smoke-wrong", env=env)
+    result = smoke_run(refapp, "-y", "-v", timestamp="smoke-wrong", env=env)
     assert result.returncode != 0
     lines = [
         line for line in result.stdout.splitlines() if "turnout:" in line and ">>>" not in line
@@ -158,10 +146,8 @@ def test_wrong_password_fails_with_one_line(
     assert "answered HTTP 401, expected 200 (check TURNOUT_SMOKE_EMAIL" in lines[0]
 
 
-def test_missing_credentials_is_one_line(
-    refapp: dict, outputs: list[str], argv_seen: set[str]
-) -> None:
-    result = smoke_run(refapp, outputs, argv_seen, "-y", timestamp="smoke-nocreds", env={})
+def test_missing_credentials_is_one_line(refapp: dict) -> None:
+    result = smoke_run(refapp, "-y", timestamp="smoke-nocreds", env={})
     assert result.returncode != 0
     assert "--> turnout: smoke-core needs the admin's credentials: set TURNOUT_SMOKE_EMAIL" in (
         result.stdout
@@ -170,18 +156,42 @@ def test_missing_credentials_is_one_line(
     assert not run_dir(refapp, "smoke-nocreds").exists()
 
 
-def test_no_password_or_token_anywhere(
-    refapp: dict, stack_secrets: list[str], outputs: list[str], argv_seen: set[str]
-) -> None:
-    assert len(outputs) >= 5 and argv_seen
+def test_no_password_or_token_anywhere(refapp: dict, stack_secrets: list[str]) -> None:
+    """A plan, a passing run at -v, its rerun at -vv and a wrong password at -vv: no password, no
+    stack secret and no token (the shape of the one this test gets by logging in itself) in any
+    output, argv or evidence."""
+    answer = httpx.post(
+        refapp["host"]["base_url"] + "/api/v1/auth/login",
+        json={"email": "admin@example.test", "password": refapp["REFAPP_ADMIN_PASSWORD"]},
+    )
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    assert TOKEN_RE.fullmatch(token), "TOKEN_RE no longer matches the app's tokens"
+    runs = [
+        smoke_run(refapp, "--dry", timestamp="smoke-secrets"),
+        smoke_run(refapp, "-y", "-v", timestamp="smoke-secrets"),
+        smoke_run(refapp, "-y", "-vv", timestamp="smoke-secrets"),
+        smoke_run(
+            refapp,
+            "-y",
+            "-vv",
+            timestamp="smoke-secrets-wrong",
+            env=credentials(refapp, TURNOUT_SMOKE_PASSWORD="Canary-refapp-wr0ng"),
+        ),
+    ]
+    assert [run.returncode for run in runs] == [0, 0, 0, 1], runs[-1].stdout[-3000:]
     evidence = [
         p.read_text(errors="replace")
-        for p in (Path(refapp["host"]["evidence_root"]) / "smoke").rglob("*")
+        for timestamp in ("smoke-secrets", "smoke-secrets-wrong")
+        for p in run_dir(refapp, timestamp).rglob("*")
         if p.is_file()
     ]
-    assert evidence
+    assert any('"verdict": "pass"' in text for text in evidence)
+    texts = [run.stdout for run in runs] + evidence
+    texts += [argv for run in runs for argv in run.argv_seen]
     planted = [refapp["REFAPP_ADMIN_PASSWORD"], refapp["REFAPP_USER_PASSWORD"]]
-    for text in [*outputs, *evidence, *argv_seen]:
+    for text in texts:
         assert not TOKEN_RE.search(text), TOKEN_RE.search(text)
+        assert token not in text
         for secret in [*planted, *stack_secrets, "Canary-refapp-wr0ng"]:
             assert secret not in text
