@@ -107,6 +107,10 @@ if plan.db_host and plan.mode == "release":
             record=run.output("unique_gate.json"),
             limit=settings.precheck_limit,
         )
+    else:
+        evidence.skipped(
+            name="Duplicates gate", step="unique_gate", why="no unique gate (unique_gate is empty)"
+        )
     checks.prechecks(
         name="Pre-checks (read-only)",
         database=checked,

@@ -226,7 +226,7 @@ prechecks = (
 precheck_limit = 20
 # statement_timeout of the read-only pre-check and duplicates gate transaction.
 precheck_timeout_ms = 5000
-# Unique constraint a release adds, constraint=table(columns); None: no gate.
+# Unique constraint a release adds, constraint=table(columns); empty or None: no gate.
 unique_gate = "uq_meter_unit_kind_slot=meters(unit_id, kind, slot)"
 # Which row of a duplicate group the dedupe keeps: the lowest or the highest id.
 dedupe_keep = "lowest"

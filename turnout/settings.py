@@ -46,7 +46,7 @@ from turnout.dsn import redact
 from turnout.evidence import is_safe_component
 from turnout.hostside.base import HostsideError
 from turnout.hostside.checks import KEEP_RULES, parse_check, parse_gate
-from turnout.hostside.pg import pg_name_parts, pg_split_list
+from turnout.hostside.pg import pg_name_parts, pg_parse_relation, pg_split_list
 from turnout.hostside.web import parse_body_rule
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]*"
@@ -311,20 +311,24 @@ def _columns(value: object) -> tuple[str, ...]:
 
 
 def _orphan_relation(item: str) -> str | None:
-    """``child.col->parent.col`` with spaces removed around ``->``, or None if malformed."""
-    child, arrow, parent = item.partition("->")
-    child, parent = child.strip(), parent.strip()
-    if not arrow or not _COLUMN_RE.fullmatch(child) or not _COLUMN_RE.fullmatch(parent):
+    """``child.col->parent.col`` (SQL quoting as in the pre-checks: ``"user".id->"Org".id``),
+    normalised as the orphan check names it, or None if malformed."""
+    try:
+        return pg_parse_relation(item)["name"].removeprefix("declared:")
+    except HostsideError:
         return None
-    return f"{child}->{parent}"
 
 
 def _orphan_relations(value: object) -> tuple[str, ...]:
-    items = _string_list(value)
+    if isinstance(value, str):
+        items = tuple(item for item in pg_split_list(value) if item)  # commas in quotes stay
+    else:
+        items = _string_list(value)
     relations = tuple(_orphan_relation(item) for item in items or ())
     if items is None or None in relations:
         raise _Invalid(
-            "a list like meters.unit_id->units.id (child_table.column->parent_table.column)",
+            "a list like meters.unit_id->units.id (child_table.column->parent_table.column; "
+            'SQL quoting for other names: "user".id->orgs.id)',
         )
     return relations
 
@@ -516,7 +520,14 @@ def _prechecks(value: object) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _unique_gate(value: object) -> str:
+UNSET_WORDS = ("", "none", "null")  # how --data and group_data say "no value"
+
+
+def _unique_gate(value: object) -> str | None:
+    """The gate ``constraint=table(columns)``; None, or ``""``/``none``/``null`` (any case):
+    no gate."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in UNSET_WORDS):
+        return None
     try:
         parse_gate(value)
     except ValueError:
@@ -1390,7 +1401,7 @@ class Settings:
         "uq_meter_unit_kind_slot=meters(unit_id, kind, slot)",
         _unique_gate,
         example="'uq_meter_unit_kind_slot=meters(unit_id, kind, slot)'",
-        doc="Unique constraint a release adds, constraint=table(columns); None: no gate.",
+        doc="Unique constraint a release adds, constraint=table(columns); empty or None: no gate.",
         section=_RELEASE_CHECKS,
     )
     dedupe_keep: str = setting(

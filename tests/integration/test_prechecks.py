@@ -332,6 +332,46 @@ def test_released_dedupe_deletes_the_extra_rows_then_the_release_applies(chk: di
     )
 
 
+# Quoted names: the orphan relations accept what the pre-checks accept ---------------------------
+
+
+def test_an_orphan_relation_on_quoted_table_names_is_counted(chk: dict) -> None:
+    """A table named ``user`` (a reserved word: only quoted) and a mixed-case child with a
+    column holding a space; the settings take the relation, the pre-checks take the same table,
+    and the host-side orphan check counts on the real database."""
+    from turnout.settings import load_settings
+
+    with connect(chk) as conn:
+        conn.execute('CREATE TABLE "user" (id integer PRIMARY KEY)')
+        conn.execute('CREATE TABLE "Sessions" (id serial PRIMARY KEY, "User Id" integer)')
+        conn.execute('INSERT INTO "user" VALUES (1), (2)')
+        conn.execute('INSERT INTO "Sessions" ("User Id") VALUES (1), (3), (3), (NULL), (2)')
+    try:
+        settings = load_settings(
+            {
+                "orphan_relations": '"Sessions"."User Id"->"user".id',
+                "prechecks": 'user_ids=unique:"user"(id)',
+            }
+        )
+        assert settings.orphan_relations == ('"Sessions"."User Id"->"user".id',)
+        found = fact(chk, "orphans", relations=list(settings.orphan_relations), foreign_keys=False)
+        assert found["checks"] == [
+            {
+                "name": 'declared:"Sessions"."User Id"->"user".id',
+                "child": 'public."Sessions"',
+                "columns": ["User Id"],
+                "parent": "public.user",  # as the catalog displays it
+                "parent_columns": ["id"],
+                "orphans": 2,
+            }
+        ]
+        checked = fact(chk, "prechecks", checks=list(settings.prechecks), limit=5)
+        assert checked["passed"] and checked["checks"][0]["name"] == "user_ids"
+    finally:
+        with connect(chk) as conn:
+            conn.execute('DROP TABLE "Sessions", "user"')
+
+
 def test_no_secret_in_outputs_or_evidence(chk: dict, stack_secrets: list[str]) -> None:
     texts = list(OUTPUTS)
     texts += [p.read_text(errors="replace") for p in (chk["root"] / "outputs").iterdir()]

@@ -185,7 +185,20 @@ def test_a_planted_difference_is_found_with_its_key(stack: dict, sqlite_app: dic
     try:
         run = move("evidence_timestamp=s2p-2", f"sqlite_path={sqlite_app['file']}")
         assert run.returncode != 0
-        assert "meters" in run.stdout and "5" in run.stdout, run.stdout[-4000:]
+        failed = "verification failed: meters: 1 row differs (key 5)"
+        assert failed in run.stdout, run.stdout[-4000:]
+        run_dir = Path(sqlite_app["evidence_root"]) / "sqlite_to_pg" / "s2p-2"
+        report = json.loads((run_dir / "outputs" / "verify.json").read_text())
+        assert report["matched"] is False
+        tables = {table["name"]: table for table in report["tables"]}
+        meters = tables.pop("meters")
+        keys = {
+            kind: [key for difference in meters["differences"] for key in difference[kind]]
+            for kind in ("different", "missing", "extra")
+        }
+        assert keys == {"different": [5], "missing": [], "extra": []}
+        assert meters["source_rows"] == meters["target_rows"]
+        assert all(table["matched"] for table in tables.values()), tables
     finally:
         with superuser(stack, "staging", TARGET_DB) as conn:
             conn.execute("UPDATE meters SET kind = left(kind, -2) WHERE id = 5")

@@ -39,8 +39,9 @@ from turnout.hostside.pg import (
     pg_current_database,
     pg_display,
     pg_find_table,
-    pg_name_parts,
+    pg_name_text,
     pg_relations,
+    pg_sql_name_parts,
     pg_table_columns,
 )
 
@@ -64,12 +65,10 @@ def parse_table(text: str) -> str:
     """A table name as SQL writes it (``users``, ``public.users``, ``public."PlayCount"``);
     ``ValueError`` otherwise."""
     try:
-        parts = pg_name_parts(text)
-    except HostsideError as error:
-        raise ValueError(str(error)) from None
-    if len(parts) > 2 or any(not quoted and not _IDENT_RE.fullmatch(v) for v, quoted in parts):
-        raise ValueError(f"{text!r} is not a table name like users or public.users")
-    return ".".join('"' + v.replace('"', '""') + '"' if q else v for v, q in parts)
+        parts = pg_sql_name_parts(text, 1, 2)
+    except HostsideError:
+        raise ValueError(f"{text!r} is not a table name like users or public.users") from None
+    return pg_name_text(parts)
 
 
 def parse_column(text: str) -> dict:

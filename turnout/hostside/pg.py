@@ -13,6 +13,8 @@ partitions beneath their partitioned table, materialized views with their popula
     print(c("row_counts", {"dsn_env": "DATABASE_URL", "tables": ["users"]}).get_raw_value())' | sh
 """
 
+import re
+
 from turnout.hostside.base import HostsideError, params_dsn
 
 # Tables of these schemas are never counted, checked or listed.
@@ -123,29 +125,75 @@ def pg_split_table(name: str) -> tuple[str, str]:
     return schema, table
 
 
-def pg_parse_relation(text: str) -> dict:
-    """A declared relation ``child.col->parent.col`` (each side may be ``schema.table.col``) as a
-    check: ``{"name": "declared:…", "child": "public.meters", "columns": ["user_id"],
-    "parent": "public.users", "parent_columns": ["id"]}``."""
+PG_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")  # an unquoted SQL identifier
+
+
+def pg_name_text(parts: list[tuple[str, bool]]) -> str:
+    """Name parts as SQL writes them: quoted parts quoted again (``"`` doubled), plain ones as
+    they are.
+
+    >>> pg_name_text([("public", False), ("Play Count", True)])
+    'public."Play Count"'
+    """
+    return ".".join('"' + v.replace('"', '""') + '"' if q else v for v, q in parts)
+
+
+def pg_sql_name_parts(text: str, fewest: int, most: int) -> list[tuple[str, bool]]:
+    """``pg_name_parts`` of ``text`` with ``fewest``..``most`` parts, each unquoted part a plain
+    identifier (quoted parts may hold anything); ``HostsideError`` otherwise. The one parser of
+    the names the settings give (pre-check tables, the duplicates gate, orphan relations).
+
+    >>> pg_sql_name_parts('"user".id', 2, 3)
+    [('user', True), ('id', False)]
+    """
+    parts = pg_name_parts(text)
+    if not fewest <= len(parts) <= most:
+        raise HostsideError(f"name {text!r} must have {fewest} to {most} dot-separated parts")
+    plain = [value for value, quoted in parts if not quoted and not PG_IDENT_RE.fullmatch(value)]
+    if plain:
+        raise HostsideError(f"name {text!r}: {plain[0]!r} is not an identifier (quote it)")
+    return parts
+
+
+def pg_relation_sides(text: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """The child and parent of a declared relation ``child.col->parent.col`` as name parts
+    ``[schema, table, column]`` (schema ``public`` when not written); SQL quoting as in the
+    pre-checks (``"user".id->"Org".id``)."""
     child, arrow, parent = text.partition("->") if isinstance(text, str) else ("", "", "")
     sides = []
     for side in (child, parent):
-        parts = side.strip().split(".")
-        if len(parts) == 2:
-            parts = ["public", *parts]
-        if len(parts) != 3 or not all(parts) or not arrow:
+        try:
+            parts = pg_sql_name_parts(side, 2, 3) if arrow else []
+        except HostsideError:
+            parts = []
+        if not parts:
             raise HostsideError(
                 f"relation {text!r} must look like child_table.column->parent_table.column "
-                "(tables may be schema-qualified: schema.table.column)"
+                "(tables may be schema-qualified: schema.table.column; SQL quoting for other "
+                'names: "user".id)'
             )
-        sides.append(parts)
-    (cs, ct, cc), (ps, pt, pc) = sides
+        sides.append(parts if len(parts) == 3 else [("public", False), *parts])
+    return sides[0], sides[1]
+
+
+def pg_parse_relation(text: str) -> dict:
+    """A declared relation ``child.col->parent.col`` (each side may be ``schema.table.col``,
+    parts SQL-quoted as the pre-checks' tables: ``"user".id``) as a check: ``{"name":
+    "declared:…", "child": "public.meters", "columns": ["user_id"], "parent": "public.users",
+    "parent_columns": ["id"]}``.
+
+    >>> pg_parse_relation('"user".org_id->public."Org".id')["child"]
+    'public."user"'
+    """
+    child, parent = pg_relation_sides(text)
+    written = [side.strip() for side in text.partition("->")[::2]]
+    shown = [pg_name_text(pg_name_parts(side)) for side in written]
     return {
-        "name": f"declared:{child.strip()}->{parent.strip()}",
-        "child": f"{cs}.{ct}",
-        "columns": [cc],
-        "parent": f"{ps}.{pt}",
-        "parent_columns": [pc],
+        "name": f"declared:{shown[0]}->{shown[1]}",
+        "child": pg_name_text(child[:2]),
+        "columns": [child[2][0]],
+        "parent": pg_name_text(parent[:2]),
+        "parent_columns": [parent[2][0]],
     }
 
 
@@ -403,12 +451,17 @@ def pg_orphan_query(child: tuple, columns: list, parent: tuple, parent_columns: 
 def pg_declared_check(conn, catalog: dict, text: str, database: str) -> dict:  # noqa: ANN001
     """A declared relation checked against the catalog: tables and columns must exist."""
     check = pg_parse_relation(text)
-    for side, columns_key in (("child", "columns"), ("parent", "parent_columns")):
+    sides = pg_relation_sides(text)
+    for (side, columns_key), parts in zip(
+        (("child", "columns"), ("parent", "parent_columns")), sides, strict=True
+    ):
         key = pg_find_table(catalog, check[side], database)
         existing = pg_table_columns(conn, catalog[key])
         resolved = []
         for column in check[columns_key]:
-            found = next((c for c in (column, column.lower()) if c in existing), None)
+            # a quoted column matches exactly; an unquoted one as written, else folded
+            candidates = (column,) if parts[2][1] else (column, column.lower())
+            found = next((c for c in candidates if c in existing), None)
             if found is None:
                 raise HostsideError(
                     f"relation {text}: column {key[0]}.{key[1]}.{column} does not exist "
