@@ -67,9 +67,9 @@ _LOCATED_RE = re.compile(
     r"^--> (?P<name>[A-Za-z ]*?error) in (?P<file>.+?) line \d+: (?P<msg>.*)$", re.DOTALL
 )
 _DROPPED_RE = re.compile(
-    r"(^|\] )Error: executed \d+ commands$"  # the step's reason was printed just above
+    r"(^|\]\s+)Error: executed \d+ commands$"  # the step's reason was printed just above
     r"|^--> pyinfra error: No hosts remaining!$"  # each host's failure was printed already
-    r'|\] \{"ok": false, '  # the host program's JSON answer: the same reason, again
+    r'|\]\s+\{"ok": false, '  # the host program's JSON answer: the same reason, again
 )
 _UNREACHABLE_RE = re.compile(r"^(?P<prefix>.*\] )Could not connect \((?P<why>.*)\)$")
 _TURNOUT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -82,6 +82,8 @@ def one_line(text: str) -> str | None:
     >>> one_line("--> pyinfra error in /x/turnout/preflight.py line 25: cannot connect; fix it")
     '--> turnout: cannot connect; fix it'
     >>> one_line("    [web1] Error: executed 0 commands") is None
+    True
+    >>> one_line("    [stack-prod]    Error: executed 2 commands") is None  # padded host names
     True
     """
     plain = _ANSI_RE.sub("", text)
