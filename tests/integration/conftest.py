@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,21 @@ def app_from_copy(host: dict, workdir: Path):
         set_env_value(host["env_file"], "REFAPP_SRC", original)
         set_env_value(host["env_file"], "REFAPP_MIGRATE_ON_START", None)
         compose(host, "up", "--detach", "--wait", "--wait-timeout", "180")
+
+
+def source_artifacts(state: dict, work: Path) -> tuple[Path, Path]:
+    """The night's inputs made from the stack's seeded source, as an operator brings them: a
+    custom-format ``pg_dump`` of its database and a tarball of its assets, in ``work``."""
+    dump, tarball = work / "app.src.dump", work / "app.src.data.tar.gz"
+    password = (STACK_DIR / "secrets" / "pg_source_superuser").read_text().strip()
+    port = str(state["pg"]["source"]["port"])
+    subprocess.run(
+        ["pg_dump", "-Fc", "--no-owner", "--no-acl", "-h", "127.0.0.1", "-p", port,
+         "-U", "postgres", "-d", "app", "-f", str(dump)],
+        env={**os.environ, "PGPASSWORD": password},
+        check=True,
+    )
+    with tarfile.open(tarball, "w:gz") as tar:
+        for item in sorted(Path(state["source"]["assets_dir"]).iterdir()):
+            tar.add(item, arcname=item.name)
+    return dump, tarball

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from conftest import (
     read_env_file,
     run_pyinfra,
     run_stack,
+    source_artifacts,
     stack_env,
     superuser,
 )
@@ -145,34 +145,8 @@ def artifacts(stack: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The source side seeded, and the night's inputs made from it: a dump and a tarball."""
     run_stack("seed", SEED_ROWS)
     state = json.loads((STACK_DIR / "stack.json").read_text())
-    work = tmp_path_factory.mktemp("cutover-artifacts")
-    dump = work / "app.src.dump"
-    env = {**os.environ, "PGPASSWORD": secret("pg_source_superuser")}
-    subprocess.run(
-        [
-            "pg_dump",
-            "-Fc",
-            "--no-owner",
-            "--no-acl",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(state["pg"]["source"]["port"]),
-            "-U",
-            "postgres",
-            "-d",
-            "app",
-            "-f",
-            dump,
-        ],
-        env=env,
-        check=True,
-    )
-    source_assets = STACK_DIR / "hosts" / "source" / "assets"
-    tarball = work / "app.src.data.tar.gz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        for item in sorted(source_assets.iterdir()):
-            tar.add(item, arcname=item.name)
+    dump, tarball = source_artifacts(state, tmp_path_factory.mktemp("cutover-artifacts"))
+    source_assets = Path(state["source"]["assets_dir"])
     with superuser(state, "source") as conn:
         source_counts = {
             t: conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0]

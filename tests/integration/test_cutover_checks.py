@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import httpx
@@ -26,6 +25,7 @@ from conftest import (
     run_pyinfra,
     run_stack,
     seed_app,
+    source_artifacts,
     stack_env,
     superuser,
 )
@@ -205,32 +205,7 @@ def real_cutover(stack: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert up.returncode == 0, up.stdout[-3000:]
     run_stack("seed", "40")
     state = json.loads((STACK_DIR / "stack.json").read_text())
-    work = tmp_path_factory.mktemp("checks-artifacts")
-    dump, tarball = work / "app.src.dump", work / "app.src.data.tar.gz"
-    password = (STACK_DIR / "secrets" / "pg_source_superuser").read_text().strip()
-    subprocess.run(
-        [
-            "pg_dump",
-            "-Fc",
-            "--no-owner",
-            "--no-acl",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(state["pg"]["source"]["port"]),
-            "-U",
-            "postgres",
-            "-d",
-            "app",
-            "-f",
-            str(dump),
-        ],
-        env={**os.environ, "PGPASSWORD": password},
-        check=True,
-    )
-    with tarfile.open(tarball, "w:gz") as tar:
-        for item in sorted(Path(state["source"]["assets_dir"]).iterdir()):
-            tar.add(item, arcname=item.name)
+    dump, tarball = source_artifacts(state, tmp_path_factory.mktemp("checks-artifacts"))
     host = state["hosts"]["prod"]
     # A cutover of its own, whatever ran before on this stack: no kept tree, marker or run.
     for leftover in Path(host["assets_dir"]).parent.glob("assets.*"):
@@ -300,11 +275,11 @@ def test_the_cutover_records_content_and_a_rerun_changes_nothing(real_cutover: d
 
 
 def test_content_checks_pass_on_the_untouched_host(real_cutover: dict) -> None:
-    result = real_checks("-v")
+    result = real_checks("-rA")  # the summary names every passed check (checks() runs -q)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "7 passed" in result.stdout, result.stdout[-3000:]
-    assert "test_rows_match_the_digests[stack-prod] PASSED" in result.stdout
-    assert "test_assets_match_the_manifest[stack-prod] PASSED" in result.stdout
+    for check in ("test_rows_match_the_digests", "test_assets_match_the_manifest"):
+        assert f"PASSED tests/cutover/test_after_cutover.py::{check}[stack-prod]" in result.stdout
 
 
 def test_a_changed_row_value_with_the_same_counts_fails(real_cutover: dict) -> None:
@@ -379,9 +354,10 @@ def test_a_constraint_missing_after_the_restore_fails_the_cutover(real_cutover: 
             "ALTER TABLE meters ADD CONSTRAINT fk_meters_user_id_users FOREIGN KEY (user_id) "
             "REFERENCES users (id)",
         )
-    lines = [line for line in result.stdout.splitlines() if "--> turnout:" in line]
+    lines = [line for line in result.stdout.splitlines() if "turnout:" in line]
     assert result.returncode != 0, result.stdout[-3000:]
     assert len(lines) == 1, result.stdout[-3000:]
+    assert "Error: executed" not in result.stdout, result.stdout[-3000:]
     assert (
         "1 constraint(s) of the source missing on the target: foreign key fk_meters_user_id_users "
         "on public.meters; restore the dump again with --data restore=always" in lines[0]
